@@ -1,0 +1,168 @@
+#!/usr/bin/env bash
+# Local services for development and tests: a throwaway PostgreSQL 15 cluster and the
+# moto AWS emulator, both on loopback, state under .dev/ (git-ignored).
+#
+#   scripts/dev-services.sh up      start both (reuses them if already running), print env
+#   scripts/dev-services.sh env     print the exports for the running services
+#   scripts/dev-services.sh status  say what runs
+#   scripts/dev-services.sh down    stop exactly what `up` started
+#
+# Use: eval "$(scripts/dev-services.sh up)"
+set -euo pipefail
+# shellcheck source=lib/common.sh
+source "$(dirname "$0")/lib/common.sh"
+
+STATE="$ENCACHE_DEV_DIR/services"
+ENV_FILE="$STATE/env"
+WAIT_SECONDS="${DEV_SERVICES_WAIT_SECONDS:-60}"
+
+# PostgreSQL refuses to run as root, and the `postgres` user must be able to reach its
+# data directory; when the work tree is not reachable by it (e.g. a private temp dir),
+# the cluster lives in a folder of its own under /tmp instead.
+pg_dir() {
+  if [ -f "$STATE/pg_dir" ]; then cat "$STATE/pg_dir"; return; fi
+  local dir="$STATE/pg"
+  if [ "$(id -u)" -eq 0 ]; then
+    mkdir -p "$dir"
+    chown postgres: "$dir" 2>/dev/null || true
+    if ! runuser -u postgres -- test -w "$dir" 2>/dev/null; then
+      dir="/tmp/encache-pg-$(printf '%s' "$ENCACHE_ROOT" | sha256sum | cut -c1-10)"
+      mkdir -p "$dir" && chmod 755 "$dir" && chown postgres: "$dir"
+    fi
+  fi
+  mkdir -p "$dir"
+  echo "$dir" >"$STATE/pg_dir"
+  echo "$dir"
+}
+
+as_pg() {
+  if [ "$(id -u)" -eq 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
+}
+
+ensure_postgres() {
+  if [ ! -x "$PG_BIN/initdb" ]; then
+    apt_install postgresql-15
+  fi
+  [ -x "$PG_BIN/initdb" ] || die "PostgreSQL 15 binaries not found under $PG_BIN (set PG_BIN)"
+  if [ "$(id -u)" -eq 0 ] && ! id postgres >/dev/null 2>&1; then
+    die "running as root but there is no 'postgres' user to run the cluster as (install postgresql-15)"
+  fi
+}
+
+pg_running() {
+  local dir; dir="$(pg_dir)"
+  [ -f "$dir/data/postmaster.pid" ] && as_pg "$PG_BIN/pg_ctl" -D "$dir/data" status >/dev/null 2>&1
+}
+
+start_postgres() {
+  ensure_postgres
+  local dir port; dir="$(pg_dir)"
+  if pg_running; then
+    port="$(cat "$STATE/pg_port")"
+    log "PostgreSQL already running on 127.0.0.1:$port"
+    return 0
+  fi
+  if [ ! -f "$dir/data/PG_VERSION" ]; then
+    log "initialising a throwaway PostgreSQL 15 cluster"
+    as_pg "$PG_BIN/initdb" -D "$dir/data" -A trust -U postgres -E UTF8 --no-locale >"$dir/initdb.log" 2>&1 \
+      || die "initdb failed: see $dir/initdb.log"
+  fi
+  mkdir -p "$dir/run"; [ "$(id -u)" -ne 0 ] || chown postgres: "$dir/run"
+  port="$(free_port)"
+  log "starting PostgreSQL on 127.0.0.1:$port"
+  as_pg "$PG_BIN/pg_ctl" -D "$dir/data" -l "$dir/postgres.log" -w -t "$WAIT_SECONDS" \
+    -o "-p $port -k $dir/run -c listen_addresses=127.0.0.1 -c fsync=off -c full_page_writes=off -c synchronous_commit=off -c max_connections=200" \
+    start >/dev/null || die "PostgreSQL did not start: see $dir/postgres.log"
+  echo "$port" >"$STATE/pg_port"
+  wait_until "$WAIT_SECONDS" postgres "$PG_BIN/pg_isready" -h 127.0.0.1 -p "$port" \
+    || die "PostgreSQL did not accept connections within ${WAIT_SECONDS}s: see $dir/postgres.log"
+  psql -h 127.0.0.1 -p "$port" -U postgres -qtAc "SELECT 1 FROM pg_database WHERE datname='encache'" | grep -q 1 \
+    || psql -h 127.0.0.1 -p "$port" -U postgres -qc "CREATE DATABASE encache" >/dev/null
+}
+
+stop_postgres() {
+  [ -f "$STATE/pg_dir" ] || return 0
+  local dir; dir="$(pg_dir)"
+  if pg_running; then
+    log "stopping PostgreSQL"
+    as_pg "$PG_BIN/pg_ctl" -D "$dir/data" -m fast -w stop >/dev/null || warn "pg_ctl stop failed"
+  fi
+}
+
+moto_running() {
+  [ -f "$STATE/moto.pid" ] && kill -0 "$(cat "$STATE/moto.pid")" 2>/dev/null
+}
+
+moto_answers() {
+  "$ENCACHE_VENV/bin/python" - "$1" <<'PY'
+import sys, urllib.request
+urllib.request.urlopen(f"http://127.0.0.1:{sys.argv[1]}/moto-api/", timeout=1).read()
+PY
+}
+
+start_moto() {
+  local port
+  if moto_running; then
+    port="$(cat "$STATE/moto_port")"
+    log "moto already running on 127.0.0.1:$port"
+    return 0
+  fi
+  ensure_venv
+  port="$(free_port)"
+  log "starting the moto AWS emulator on 127.0.0.1:$port"
+  # setsid: the emulator must outlive this script but not be tied to its terminal.
+  setsid "$ENCACHE_VENV/bin/python" -m moto.server -H 127.0.0.1 -p "$port" \
+    >"$STATE/moto.log" 2>&1 </dev/null &
+  echo $! >"$STATE/moto.pid"
+  echo "$port" >"$STATE/moto_port"
+  wait_until "$WAIT_SECONDS" moto moto_answers "$port" \
+    || { stop_moto; die "moto did not answer within ${WAIT_SECONDS}s: see $STATE/moto.log"; }
+}
+
+stop_moto() {
+  if moto_running; then
+    log "stopping moto"
+    kill "$(cat "$STATE/moto.pid")" 2>/dev/null || true
+  fi
+  rm -f "$STATE/moto.pid"
+}
+
+write_env() {
+  local pg moto
+  pg="$(cat "$STATE/pg_port")"; moto="$(cat "$STATE/moto_port")"
+  cat >"$ENV_FILE" <<ENV
+export DATABASE_URL=postgres://postgres@127.0.0.1:$pg/encache
+export PGHOST=127.0.0.1 PGPORT=$pg PGUSER=postgres
+export AWS_ENDPOINT_URL=http://127.0.0.1:$moto
+export AWS_REGION=us-east-1 AWS_DEFAULT_REGION=us-east-1
+export AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test
+ENV
+}
+
+print_env() {
+  [ -f "$ENV_FILE" ] && pg_running && moto_running || die "dev services are not running: scripts/dev-services.sh up"
+  cat "$ENV_FILE"
+}
+
+cmd="${1:-}"
+case "$cmd" in
+  up)
+    mkdir -p "$STATE"
+    start_postgres
+    start_moto
+    write_env
+    cat "$ENV_FILE"
+    ;;
+  env) print_env ;;
+  status)
+    if pg_running; then echo "postgres: running on 127.0.0.1:$(cat "$STATE/pg_port")"; else echo "postgres: stopped"; fi
+    if moto_running; then echo "moto: running on 127.0.0.1:$(cat "$STATE/moto_port")"; else echo "moto: stopped"; fi
+    ;;
+  down)
+    mkdir -p "$STATE"
+    stop_moto
+    stop_postgres
+    rm -f "$ENV_FILE"
+    ;;
+  *) echo "usage: $0 up|env|status|down" >&2; exit 2 ;;
+esac

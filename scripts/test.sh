@@ -1,0 +1,59 @@
+#!/usr/bin/env bash
+# The README's test command: everything encache checks, from a fresh clone.
+#
+# Installs what it needs (Rust components, cargo-nextest, the project virtualenv),
+# starts the dev services (PostgreSQL + the moto AWS emulator), runs formatting, lints,
+# the offline-build and .sqlx checks, the workflow lint and every test, prints a summary
+# and stops the services whatever happened.
+set -uo pipefail
+# shellcheck source=lib/common.sh
+source "$(dirname "$0")/lib/common.sh"
+cd "$ENCACHE_ROOT"
+use_shared_target_dir
+
+started=$SECONDS
+results=()
+failed=0
+
+# step NAME COMMAND...: runs one check, records its outcome and time, never exits.
+step() {
+  local name="$1"; shift
+  local t0=$SECONDS
+  printf '\n==> [%s] %s\n' "$name" "$*"
+  if "$@"; then
+    results+=("PASS  $name ($((SECONDS - t0))s)")
+  else
+    results+=("FAIL  $name ($((SECONDS - t0))s)")
+    failed=$((failed + 1))
+  fi
+}
+
+summary() {
+  printf '\n==> summary (%ss in all, target dir %s)\n' "$((SECONDS - started))" "$CARGO_TARGET_DIR"
+  printf '    %s\n' "${results[@]}"
+}
+
+cleanup() {
+  scripts/dev-services.sh down >/dev/null 2>&1 || true
+}
+trap cleanup EXIT
+
+# Setup failures stop the run: nothing after them can mean anything.
+ensure_rust_tools || exit 1
+ensure_venv || exit 1
+services_env="$(scripts/dev-services.sh up)" || { echo "error: the dev services did not start" >&2; exit 1; }
+eval "$services_env"
+
+step fmt cargo fmt --all -- --check
+# SQLX_OFFLINE=true: the lint build also proves the workspace builds with no database.
+step clippy env SQLX_OFFLINE=true cargo clippy --workspace --all-targets --locked -- -D warnings
+step sqlx-data scripts/sqlx-data.sh check
+step actionlint "$ENCACHE_VENV/bin/actionlint" .github/workflows/ci.yml
+step tests env SQLX_OFFLINE=true cargo nextest run --workspace --locked --profile ci
+
+summary
+if [ "$failed" -ne 0 ]; then
+  echo "$failed check(s) failed" >&2
+  exit 1
+fi
+echo "all checks passed"

@@ -1,0 +1,78 @@
+//! AWS SDK configuration that every function shares, and cached SSM secrets.
+
+use std::collections::HashMap;
+
+use anyhow::Context;
+use aws_config::{BehaviorVersion, SdkConfig};
+use tokio::sync::Mutex;
+
+use crate::config::Secret;
+
+/// Loads the SDK configuration once per container. `AWS_ENDPOINT_URL` points every
+/// client at one endpoint (the local emulator); in AWS it is unset.
+pub async fn sdk_config() -> SdkConfig {
+    let mut loader = aws_config::defaults(BehaviorVersion::latest());
+    if let Some(url) = endpoint_override() {
+        loader = loader.endpoint_url(url);
+    }
+    loader.load().await
+}
+
+/// The endpoint override, if any (blank counts as none).
+pub fn endpoint_override() -> Option<String> {
+    std::env::var("AWS_ENDPOINT_URL")
+        .ok()
+        .filter(|v| !v.trim().is_empty())
+}
+
+/// An S3 client. Behind an endpoint override it uses path-style addressing, because
+/// virtual-host bucket names do not resolve on loopback.
+pub fn s3_client(sdk: &SdkConfig) -> aws_sdk_s3::Client {
+    let path_style = sdk.endpoint_url().is_some();
+    let config = aws_sdk_s3::config::Builder::from(sdk)
+        .force_path_style(path_style)
+        .build();
+    aws_sdk_s3::Client::from_conf(config)
+}
+
+/// SSM SecureString values, fetched with decryption once per container and cached.
+pub struct SecretCache {
+    client: aws_sdk_ssm::Client,
+    values: Mutex<HashMap<String, Secret<String>>>,
+}
+
+impl SecretCache {
+    pub fn new(client: aws_sdk_ssm::Client) -> Self {
+        Self {
+            client,
+            values: Mutex::new(HashMap::new()),
+        }
+    }
+
+    pub fn from_sdk(sdk: &SdkConfig) -> Self {
+        Self::new(aws_sdk_ssm::Client::new(sdk))
+    }
+
+    /// The parameter's decrypted value. The error names the parameter, never the value.
+    pub async fn get(&self, name: &str) -> anyhow::Result<Secret<String>> {
+        let mut values = self.values.lock().await;
+        if let Some(v) = values.get(name) {
+            return Ok(v.clone());
+        }
+        let out = self
+            .client
+            .get_parameter()
+            .name(name)
+            .with_decryption(true)
+            .send()
+            .await
+            .with_context(|| format!("reading SSM parameter {name}"))?;
+        let value = out
+            .parameter
+            .and_then(|p| p.value)
+            .with_context(|| format!("SSM parameter {name} has no value"))?;
+        let secret = Secret::new(value);
+        values.insert(name.to_owned(), secret.clone());
+        Ok(secret)
+    }
+}

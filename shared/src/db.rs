@@ -1,0 +1,167 @@
+//! One PostgreSQL pool per Lambda container, connected lazily and bounded in time.
+
+use std::time::Duration;
+
+use sqlx::migrate::Migrator;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::{ConnectOptions, PgPool};
+
+use crate::config::{ConfigError, Env, Secret};
+
+/// The schema, embedded in every binary that needs it.
+pub static MIGRATOR: Migrator = sqlx::migrate!("../migrations");
+
+/// Where the password comes from when there is no `DATABASE_URL`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DbLocation {
+    Url(Secret<String>),
+    Parts {
+        host: String,
+        port: u16,
+        name: String,
+        user: String,
+        /// SSM SecureString parameter name holding the password.
+        password_parameter: String,
+    },
+}
+
+impl DbLocation {
+    pub fn from_env(env: &Env<'_>) -> Result<Self, ConfigError> {
+        if let Some(url) = env.optional("DATABASE_URL") {
+            return Ok(Self::Url(Secret::new(url)));
+        }
+        Ok(Self::Parts {
+            host: env.required("DB_HOST")?,
+            port: env.parsed("DB_PORT", 5432)?,
+            name: env.required("DB_NAME")?,
+            user: env.required("DB_USER")?,
+            password_parameter: env.required("DB_PASSWORD_PARAMETER")?,
+        })
+    }
+}
+
+/// Timeouts and pool size, shared by every database-backed function.
+#[derive(Debug, Clone, Copy)]
+pub struct DbLimits {
+    pub acquire_timeout: Duration,
+    pub statement_timeout: Duration,
+    pub max_connections: u32,
+}
+
+impl DbLimits {
+    pub fn from_env(env: &Env<'_>) -> Result<Self, ConfigError> {
+        Ok(Self {
+            acquire_timeout: env.millis("DB_ACQUIRE_TIMEOUT_MS", Duration::from_secs(2))?,
+            statement_timeout: env.millis("DB_STATEMENT_TIMEOUT_MS", Duration::from_secs(3))?,
+            // One invocation at a time per container: two connections is plenty.
+            max_connections: env.parsed("DB_MAX_CONNECTIONS", 2)?,
+        })
+    }
+}
+
+/// Builds the pool without connecting: the first query connects, within `acquire_timeout`.
+pub fn lazy_pool(url: &Secret<String>, limits: DbLimits) -> Result<PgPool, sqlx::Error> {
+    let options: PgConnectOptions = url.expose().parse()?;
+    let statement_ms = limits.statement_timeout.as_millis().to_string();
+    let options = options
+        .options([("statement_timeout", statement_ms.as_str())])
+        .application_name("encache");
+    Ok(PgPoolOptions::new()
+        .max_connections(limits.max_connections)
+        .min_connections(0)
+        .acquire_timeout(limits.acquire_timeout)
+        .idle_timeout(Duration::from_secs(300))
+        .connect_lazy_with(options))
+}
+
+/// Builds a URL from parts; the password is percent-encoded by the URL builder.
+pub fn url_from_parts(
+    host: &str,
+    port: u16,
+    name: &str,
+    user: &str,
+    password: &str,
+) -> Secret<String> {
+    let options = PgConnectOptions::new()
+        .host(host)
+        .port(port)
+        .database(name)
+        .username(user)
+        .password(password);
+    Secret::new(options.to_url_lossy().to_string())
+}
+
+/// Errors that mean "the database is not reachable right now": worth a 503 and a retry.
+pub fn is_unavailable(e: &sqlx::Error) -> bool {
+    match e {
+        sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::WorkerCrashed => true,
+        // 57014: statement_timeout; 57P01..03: admin shutdown / cannot connect now; 53300: too many connections.
+        sqlx::Error::Database(db) => matches!(
+            db.code().as_deref(),
+            Some("57014" | "57P01" | "57P02" | "57P03" | "53300")
+        ),
+        _ => false,
+    }
+}
+
+/// Everything a database-backed function does at cold start: read the settings, fetch
+/// the password from SSM if there is no `DATABASE_URL`, build the lazy pool.
+pub async fn pool_from_env(env: &Env<'_>) -> anyhow::Result<PgPool> {
+    use anyhow::Context;
+    let limits = DbLimits::from_env(env)?;
+    let url = match DbLocation::from_env(env)? {
+        DbLocation::Url(url) => url,
+        DbLocation::Parts {
+            host,
+            port,
+            name,
+            user,
+            password_parameter,
+        } => {
+            let sdk = crate::aws::sdk_config().await;
+            let password = crate::aws::SecretCache::from_sdk(&sdk)
+                .get(&password_parameter)
+                .await?;
+            url_from_parts(&host, port, &name, &user, password.expose())
+        }
+    };
+    lazy_pool(&url, limits).context("DATABASE_URL is not a valid PostgreSQL URL")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn database_url_wins_over_parts() {
+        let src = |k: &str| match k {
+            "DATABASE_URL" => Some("postgres://u@h/db".to_string()),
+            "DB_HOST" => Some("ignored".to_string()),
+            _ => None,
+        };
+        let loc = DbLocation::from_env(&Env::new(&src)).unwrap();
+        assert!(matches!(loc, DbLocation::Url(_)));
+    }
+
+    #[test]
+    fn parts_without_a_password_parameter_name_it() {
+        let src = |k: &str| match k {
+            "DB_HOST" | "DB_NAME" | "DB_USER" => Some("x".to_string()),
+            _ => None,
+        };
+        let err = DbLocation::from_env(&Env::new(&src)).unwrap_err();
+        assert_eq!(err, ConfigError::Missing("DB_PASSWORD_PARAMETER".into()));
+    }
+
+    #[test]
+    fn passwords_with_url_characters_survive_the_url() {
+        let url = url_from_parts("db.internal", 5432, "encache", "app", "p@ss/w:rd#1");
+        let parsed: PgConnectOptions = url.expose().parse().unwrap();
+        assert_eq!(parsed.get_host(), "db.internal");
+        assert_eq!(parsed.get_database(), Some("encache"));
+    }
+}
