@@ -1,0 +1,68 @@
+//! Post-confirmation: provision the user's row. Cognito waits 5 s and retries (three
+//! attempts in all), so the upsert is keyed by `sub` and bounded well inside that.
+
+use std::time::Duration;
+
+use aws_lambda_events::cognito::CognitoEventUserPoolsPostConfirmation;
+use encache_shared::config::{ConfigError, Env};
+use lambda_runtime::LambdaEvent;
+use serde_json::Value;
+use sqlx::PgPool;
+
+use crate::email::Email;
+use crate::error::TriggerError;
+use crate::{event, users};
+
+pub const TRIGGER_SOURCES: &[&str] = &[
+    "PostConfirmation_ConfirmSignUp",
+    "PostConfirmation_ConfirmForgotPassword",
+];
+
+#[derive(Debug, Clone, Copy)]
+pub struct Settings {
+    /// The whole database step, connecting included (`AUTH_DB_TIMEOUT_MS`).
+    pub db_timeout: Duration,
+}
+
+impl Settings {
+    pub fn from_env(env: &Env<'_>) -> Result<Self, ConfigError> {
+        Ok(Self {
+            db_timeout: env.millis("AUTH_DB_TIMEOUT_MS", Duration::from_millis(2500))?,
+        })
+    }
+}
+
+/// Returns the event unchanged (post-confirmation has no response fields) once the
+/// user's row exists.
+pub async fn handle(
+    event: LambdaEvent<Value>,
+    pool: &PgPool,
+    settings: Settings,
+) -> Result<CognitoEventUserPoolsPostConfirmation, TriggerError> {
+    provision(event.payload, pool, settings)
+        .await
+        .inspect_err(TriggerError::log)
+}
+
+async fn provision(
+    raw: Value,
+    pool: &PgPool,
+    settings: Settings,
+) -> Result<CognitoEventUserPoolsPostConfirmation, TriggerError> {
+    let event: CognitoEventUserPoolsPostConfirmation = event::parse(raw, TRIGGER_SOURCES)?;
+    let attributes = &event.request.user_attributes;
+    // Everything is validated before the first write: a bad event writes nothing.
+    let sub = event::sub(attributes)?;
+    let email = Email::parse(event::attribute(attributes, "email")?)
+        .map_err(|e| TriggerError::invalid(format!("request.userAttributes.email: {e}")))?;
+
+    let provisioned = users::within(settings.db_timeout, users::upsert(pool, sub, &email)).await?;
+    tracing::info!(
+        trigger_source = ?event.cognito_event_user_pools_header.trigger_source,
+        user_id = %provisioned.user.id,
+        cognito_sub = sub,
+        created = provisioned.created,
+        "user provisioned"
+    );
+    Ok(event)
+}

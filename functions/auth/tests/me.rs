@@ -1,0 +1,137 @@
+//! `GET /v1/me` through its real handler with the sample JWT-authorized request.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use aws_lambda_events::apigw::{ApiGatewayV2httpRequest, ApiGatewayV2httpResponse};
+use aws_lambda_events::encodings::Body;
+use common::{raw, refused_pool, user_count};
+use encache_auth::me::{Settings, handle};
+use encache_auth::post_confirmation;
+use encache_tests::{TestDb, lambda_event, sample_event};
+use serde_json::{Value, json};
+use sqlx::PgPool;
+
+const SUB: &str = "6c1f0d2e-8a4b-4f37-9d51-2b7e9c0a4f18";
+
+fn settings() -> Settings {
+    Settings {
+        db_timeout: Duration::from_millis(2000),
+    }
+}
+
+async fn get_me(req: ApiGatewayV2httpRequest, pool: &PgPool) -> (i64, Value) {
+    let resp: ApiGatewayV2httpResponse = handle(lambda_event(req), pool, settings()).await.unwrap();
+    let body = match &resp.body {
+        Some(Body::Text(t)) => serde_json::from_str(t).unwrap(),
+        other => panic!("expected a text body, got {other:?}"),
+    };
+    (resp.status_code, body)
+}
+
+fn request() -> ApiGatewayV2httpRequest {
+    sample_event("me-get.json")
+}
+
+fn claims(req: &mut ApiGatewayV2httpRequest) -> &mut std::collections::HashMap<String, String> {
+    &mut req
+        .request_context
+        .authorizer
+        .as_mut()
+        .unwrap()
+        .jwt
+        .as_mut()
+        .unwrap()
+        .claims
+}
+
+#[tokio::test]
+async fn me_returns_the_profile_post_confirmation_provisioned() {
+    let db = TestDb::new().await;
+    post_confirmation::handle(
+        lambda_event(raw("cognito-post-confirmation.json")),
+        &db.pool,
+        post_confirmation::Settings {
+            db_timeout: Duration::from_secs(2),
+        },
+    )
+    .await
+    .unwrap();
+    let (id,): (uuid::Uuid,) = sqlx::query_as("SELECT id FROM users WHERE cognito_sub = $1")
+        .bind(SUB)
+        .fetch_one(&db.pool)
+        .await
+        .unwrap();
+
+    let (status, body) = get_me(request(), &db.pool).await;
+
+    assert_eq!(status, 200);
+    assert_eq!(
+        body["id"],
+        id.to_string(),
+        "resolved by sub, not by the encache:user_id claim"
+    );
+    assert_eq!(body["email"], "Ada.Lovelace@example.com");
+    assert_eq!(body["plan"], "free");
+    assert_eq!(body["groups"], json!(["beta-testers", "staff"]));
+    assert!(body["created_at"].as_str().unwrap().ends_with('Z'));
+}
+
+#[tokio::test]
+async fn me_creates_the_row_from_the_claims_when_post_confirmation_never_ran() {
+    let db = TestDb::new().await;
+
+    let (first_status, first) = get_me(request(), &db.pool).await;
+    let (second_status, second) = get_me(request(), &db.pool).await;
+
+    assert_eq!((first_status, second_status), (200, 200));
+    assert_eq!(first, second);
+    assert_eq!(first["email"], "Ada.Lovelace@example.com");
+    assert_eq!(user_count(&db.pool).await, 1);
+}
+
+#[tokio::test]
+async fn me_without_a_row_or_an_email_claim_is_a_404_that_says_why() {
+    let db = TestDb::new().await;
+    let mut req = request();
+    claims(&mut req).remove("email");
+
+    let (status, body) = get_me(req, &db.pool).await;
+
+    assert_eq!(status, 404);
+    assert_eq!(body["code"], "not_found");
+    assert!(
+        body["message"].as_str().unwrap().contains("ID token"),
+        "{body}"
+    );
+    assert_eq!(user_count(&db.pool).await, 0);
+}
+
+#[tokio::test]
+async fn me_without_a_sub_claim_is_unauthorized() {
+    let db = TestDb::new().await;
+    let mut req = request();
+    claims(&mut req).remove("sub");
+
+    let (status, body) = get_me(req, &db.pool).await;
+
+    assert_eq!(status, 401);
+    assert_eq!(body["code"], "unauthorized");
+}
+
+#[tokio::test]
+async fn me_is_a_503_within_its_bound_when_the_database_is_down() {
+    let pool = refused_pool();
+
+    let started = Instant::now();
+    let (status, body) = get_me(request(), &pool).await;
+
+    assert_eq!(status, 503);
+    assert_eq!(body["code"], "service_unavailable");
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "took {:?}",
+        started.elapsed()
+    );
+}
