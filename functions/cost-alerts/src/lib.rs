@@ -1,0 +1,313 @@
+//! The cost-alert forwarder: AWS Budgets and Cost Anomaly Detection alerts (via SNS) and
+//! a daily digest (via an EventBridge schedule) posted to a Discord webhook.
+//!
+//! One binary takes both event shapes. Everything that can fail (parsing, enrichment,
+//! the webhook secret, building the embed) happens before the post; after a successful
+//! post only infallible bookkeeping runs, so an alert is never reported failed (and
+//! retried) once Discord has it.
+
+pub mod alert;
+pub mod budgets;
+pub mod discord;
+pub mod embed;
+pub mod render;
+pub mod settings;
+
+use std::collections::{HashSet, VecDeque};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use aws_lambda_events::eventbridge::EventBridgeEvent;
+use aws_lambda_events::sns::{SnsEvent, SnsRecord};
+use encache_shared::aws::SecretCache;
+use lambda_runtime::{Diagnostic, LambdaEvent};
+use serde_json::{Value, json};
+use tokio::sync::Mutex;
+use tokio::time::Instant;
+use tracing::Instrument;
+
+use crate::alert::{CostMessage, account_from_arn};
+use crate::budgets::Enrichment;
+use crate::discord::{DeliveryError, Discord};
+use crate::embed::WebhookMessage;
+use crate::render::Origin;
+pub use crate::settings::Settings;
+
+/// How many delivered message ids a container remembers.
+const REMEMBERED: usize = 10_000;
+
+/// Why an invocation failed, and whether Lambda's retry (then the DLQ) can help.
+#[derive(Debug, thiserror::Error)]
+pub enum ForwardError {
+    #[error("the Discord webhook URL could not be read: {0}")]
+    WebhookSecret(String),
+    #[error(transparent)]
+    Delivery(#[from] DeliveryError),
+    #[error("reading the budgets for the digest failed: {0}")]
+    Digest(String),
+    #[error("the event is neither an SNS notification nor a scheduled event: {0}")]
+    UnknownEvent(String),
+}
+
+impl ForwardError {
+    pub fn retryable(&self) -> bool {
+        match self {
+            Self::WebhookSecret(_) | Self::Digest(_) => true,
+            Self::Delivery(d) => d.retryable(),
+            Self::UnknownEvent(_) => false,
+        }
+    }
+}
+
+impl From<ForwardError> for Diagnostic {
+    fn from(e: ForwardError) -> Self {
+        let kind = match &e {
+            ForwardError::WebhookSecret(_) => "WebhookSecret",
+            ForwardError::Delivery(DeliveryError::RateLimited { .. }) => "DiscordRateLimited",
+            ForwardError::Delivery(DeliveryError::ServerError { .. }) => "DiscordServerError",
+            ForwardError::Delivery(DeliveryError::Network { .. }) => "DiscordUnreachable",
+            ForwardError::Delivery(DeliveryError::OutOfTime) => "OutOfTime",
+            ForwardError::Delivery(DeliveryError::Rejected { .. }) => "DiscordRejected",
+            ForwardError::Delivery(DeliveryError::WebhookGone { .. }) => "WebhookGone",
+            ForwardError::Digest(_) => "DigestBudgets",
+            ForwardError::UnknownEvent(_) => "UnknownEvent",
+        };
+        let class = if e.retryable() {
+            "Retryable"
+        } else {
+            "NonRetryable"
+        };
+        Diagnostic {
+            error_type: format!("{class}.{kind}"),
+            error_message: e.to_string(),
+        }
+    }
+}
+
+/// Everything built once per container: settings, clients, the cached webhook secret,
+/// the Discord rate-limit state and the ids already delivered.
+pub struct Forwarder {
+    pub settings: Settings,
+    secrets: SecretCache,
+    budgets: aws_sdk_budgets::Client,
+    discord: Discord,
+    delivered: Mutex<Delivered>,
+}
+
+#[derive(Default)]
+struct Delivered {
+    ids: HashSet<String>,
+    order: VecDeque<String>,
+}
+
+impl Delivered {
+    fn insert(&mut self, id: String) {
+        if self.ids.insert(id.clone()) {
+            self.order.push_back(id);
+            while self.order.len() > REMEMBERED {
+                if let Some(old) = self.order.pop_front() {
+                    self.ids.remove(&old);
+                }
+            }
+        }
+    }
+}
+
+impl Forwarder {
+    pub fn new(
+        settings: Settings,
+        secrets: SecretCache,
+        budgets: aws_sdk_budgets::Client,
+    ) -> anyhow::Result<Self> {
+        let discord = Discord::new(settings.retry)?;
+        Ok(Self {
+            settings,
+            secrets,
+            budgets,
+            discord,
+            delivered: Mutex::new(Delivered::default()),
+        })
+    }
+
+    async fn already_delivered(&self, id: &str) -> bool {
+        self.delivered.lock().await.ids.contains(id)
+    }
+
+    /// Posts one message unless this container already delivered `id`.
+    async fn deliver(
+        &self,
+        id: &str,
+        message: &WebhookMessage,
+        deadline: Instant,
+    ) -> Result<bool, ForwardError> {
+        if self.already_delivered(id).await {
+            tracing::info!(message_id = %id, "already delivered by this container; skipped");
+            return Ok(false);
+        }
+        let webhook = self
+            .secrets
+            .get(&self.settings.webhook_parameter)
+            .await
+            .map_err(|e| ForwardError::WebhookSecret(format!("{e:#}")))?;
+        self.discord.post(&webhook, message, deadline).await?;
+        // Past this point nothing may fail: Discord has the message.
+        self.delivered.lock().await.insert(id.to_owned());
+        tracing::info!(message_id = %id, "delivered to Discord");
+        Ok(true)
+    }
+}
+
+/// The Lambda deadline as a monotonic instant (30 s from now when the runtime gave none).
+fn deadline_of(event_deadline_ms: u64) -> Instant {
+    if event_deadline_ms == 0 {
+        return Instant::now() + Duration::from_secs(30);
+    }
+    let now_ms = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0);
+    Instant::now() + Duration::from_millis(event_deadline_ms.saturating_sub(now_ms))
+}
+
+/// The handler: SNS cost alerts or the scheduled digest, told apart by shape.
+pub async fn handle(event: LambdaEvent<Value>, fwd: &Forwarder) -> Result<Value, ForwardError> {
+    let deadline = deadline_of(event.context.deadline);
+    let payload = event.payload;
+    if payload.get("Records").is_some() {
+        let sns: SnsEvent = serde_json::from_value(payload)
+            .map_err(|e| ForwardError::UnknownEvent(format!("malformed SNS event: {e}")))?;
+        let mut posted = 0;
+        for record in &sns.records {
+            let span = tracing::info_span!("sns_record", message_id = %record.sns.message_id);
+            if forward_alert(record, fwd, deadline)
+                .instrument(span)
+                .await?
+            {
+                posted += 1;
+            }
+        }
+        return Ok(json!({ "records": sns.records.len(), "posted": posted }));
+    }
+    if payload.get("detail-type").is_some() {
+        let scheduled: EventBridgeEvent<Value> = serde_json::from_value(payload)
+            .map_err(|e| ForwardError::UnknownEvent(format!("malformed scheduled event: {e}")))?;
+        let posted = post_digest(&scheduled, fwd, deadline).await?;
+        return Ok(json!({ "digest": true, "posted": posted }));
+    }
+    let keys: Vec<String> = payload
+        .as_object()
+        .map(|o| o.keys().take(10).cloned().collect())
+        .unwrap_or_default();
+    tracing::error!(?keys, "unrecognised event shape");
+    Err(ForwardError::UnknownEvent(format!(
+        "top-level keys {keys:?}"
+    )))
+}
+
+/// One SNS cost message → one embed. Returns whether it was posted (false if this
+/// container had already delivered it).
+pub async fn forward_alert(
+    record: &SnsRecord,
+    fwd: &Forwarder,
+    deadline: Instant,
+) -> Result<bool, ForwardError> {
+    let sns = &record.sns;
+    if fwd.already_delivered(&sns.message_id).await {
+        tracing::info!(message_id = %sns.message_id, "already delivered by this container; skipped");
+        return Ok(false);
+    }
+    let message = CostMessage::classify(sns.subject.as_deref(), &sns.message);
+    let topic_account = account_from_arn(&sns.topic_arn);
+    let mut origin = Origin {
+        message_id: sns.message_id.clone(),
+        account_id: None,
+        timestamp: Some(sns.timestamp.to_rfc3339()),
+    };
+    let embed = match &message {
+        CostMessage::Budget(alert) => {
+            let account = alert
+                .account_id
+                .clone()
+                .or(topic_account)
+                .or_else(|| fwd.settings.account_id.clone());
+            origin.account_id = account.clone();
+            let enrichment = match &account {
+                Some(acct) => {
+                    budgets::enrich(
+                        &fwd.budgets,
+                        acct,
+                        &alert.budget_name,
+                        fwd.settings.enrichment_timeout,
+                    )
+                    .await
+                }
+                None => Enrichment::Unavailable("the account id is unknown".into()),
+            };
+            tracing::info!(
+                kind = "budget",
+                alert_type = alert.alert_type.map(|t| t.label()),
+                enriched = matches!(enrichment, Enrichment::Details(_)),
+                "budget alert parsed"
+            );
+            render::budget_embed(alert, &enrichment, &origin)
+        }
+        CostMessage::Anomaly(anomaly) => {
+            origin.account_id = anomaly.account_id.clone().or(topic_account);
+            tracing::info!(kind = "anomaly", anomaly_id = ?anomaly.anomaly_id, "anomaly alert parsed");
+            render::anomaly_embed(anomaly, &origin)
+        }
+        CostMessage::Unrecognised { subject, text } => {
+            origin.account_id = topic_account;
+            tracing::warn!(
+                kind = "unrecognised",
+                subject = ?subject,
+                excerpt = %embed::truncate(text, 200),
+                "cost message not recognised; forwarding a plain notice"
+            );
+            render::unrecognised_embed(subject.as_deref(), text, &origin)
+        }
+    };
+    let message = WebhookMessage::single(embed, fwd.settings.mention_role_id.as_deref());
+    fwd.deliver(&sns.message_id, &message, deadline).await
+}
+
+/// The daily digest: every budget of the account in one embed.
+pub async fn post_digest(
+    event: &EventBridgeEvent<Value>,
+    fwd: &Forwarder,
+    deadline: Instant,
+) -> Result<bool, ForwardError> {
+    let id = event
+        .id
+        .clone()
+        .map(|id| format!("digest:{id}"))
+        .unwrap_or_else(|| {
+            format!(
+                "digest:{}",
+                event.time.map(|t| t.to_rfc3339()).unwrap_or_default()
+            )
+        });
+    if fwd.already_delivered(&id).await {
+        return Ok(false);
+    }
+    let account = fwd
+        .settings
+        .account_id
+        .clone()
+        .or_else(|| event.account.clone())
+        .ok_or_else(|| ForwardError::Digest("no account id (set BUDGETS_ACCOUNT_ID)".into()))?;
+    let lookup = budgets::all_budgets(&fwd.budgets, &account);
+    let list = match tokio::time::timeout(fwd.settings.enrichment_timeout * 3, lookup).await {
+        Ok(Ok(list)) => list,
+        Ok(Err(e)) => return Err(ForwardError::Digest(format!("{e:#}"))),
+        Err(_) => return Err(ForwardError::Digest("DescribeBudgets timed out".into())),
+    };
+    let origin = Origin {
+        message_id: id.clone(),
+        account_id: Some(account),
+        timestamp: event.time.map(|t| t.to_rfc3339()),
+    };
+    let embed = render::digest_embed(&list, &origin);
+    tracing::info!(budgets = list.len(), "digest built");
+    let message = WebhookMessage::single(embed, None);
+    fwd.deliver(&id, &message, deadline).await
+}
