@@ -132,6 +132,21 @@ pub async fn pool_from_env(env: &Env<'_>) -> anyhow::Result<PgPool> {
     lazy_pool(&url, limits).context("DATABASE_URL is not a valid PostgreSQL URL")
 }
 
+/// Runs a database step within `limit`: a database that does not answer in time (or is
+/// unreachable) is a 503 `service_unavailable`, whatever state its socket is in.
+pub async fn bounded<T, F>(limit: std::time::Duration, step: F) -> Result<T, crate::ApiError>
+where
+    F: std::future::Future<Output = Result<T, sqlx::Error>>,
+{
+    match tokio::time::timeout(limit, step).await {
+        Ok(result) => result.map_err(crate::ApiError::from),
+        Err(_) => Err(crate::ApiError::Unavailable(format!(
+            "database did not answer within {} ms",
+            limit.as_millis()
+        ))),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -4,6 +4,7 @@
 //! - [`error`]: the one `StandardError` body and the mapping from error kind to HTTP status.
 //! - [`db`]: the per-container PostgreSQL pool and the embedded migrations.
 //! - [`http`]: API Gateway HTTP API (payload 2.0) requests and responses.
+//! - [`pagination`]: `limit` parsing, signed keyset cursors and the page body of every feed.
 //! - [`aws`]: SDK configuration (honours `AWS_ENDPOINT_URL`) and cached SSM secrets.
 //! - [`telemetry`]: `tracing` set up the way Lambda expects.
 
@@ -12,6 +13,7 @@ pub mod config;
 pub mod db;
 pub mod error;
 pub mod http;
+pub mod pagination;
 pub mod telemetry;
 
 pub use config::{ConfigError, Secret};

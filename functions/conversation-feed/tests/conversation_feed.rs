@@ -1,0 +1,585 @@
+//! The conversation feed through its real handler, against the real PostgreSQL, with
+//! requests made from the sample HTTP API events in `events/`.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use aws_lambda_events::apigw::ApiGatewayV2httpRequest;
+use aws_lambda_events::encodings::Body;
+use encache_conversation_feed::{
+    Deps, MAX_MESSAGE_CHARS, MAX_TITLE_CHARS, PREVIEW_CHARS, Settings, handle, list_conversations,
+    list_messages,
+};
+use encache_shared::config::Secret;
+use encache_shared::db::{DbLimits, lazy_pool};
+use encache_shared::pagination::{CursorScope, CursorSigner, Keyset};
+use encache_tests::{TestDb, lambda_event, sample_event, unreachable_database_url};
+use serde_json::{Value, json};
+use sqlx::PgPool;
+use uuid::Uuid;
+
+const ALICE: &str = "sub-alice";
+const BOB: &str = "sub-bob";
+
+const LIST: &str = "conversation-feed-list.json";
+const CREATE: &str = "conversation-feed-create.json";
+const MESSAGES: &str = "conversation-feed-messages.json";
+const POST: &str = "conversation-feed-post-message.json";
+
+fn signer() -> CursorSigner {
+    CursorSigner::new(&Secret::new("conversation-feed-test-key-0123456789".into())).unwrap()
+}
+
+fn deps(pool: PgPool) -> Deps {
+    Deps {
+        pool,
+        cursors: signer(),
+        settings: Settings {
+            db_timeout: Duration::from_secs(2),
+        },
+    }
+}
+
+/// A sample event, re-addressed to `sub`, with its query, conversation id and body replaced.
+fn request(
+    sample: &str,
+    sub: &str,
+    query: &[(&str, &str)],
+    id: Option<&str>,
+    body: Option<Value>,
+) -> ApiGatewayV2httpRequest {
+    static SAMPLES: std::sync::OnceLock<HashMap<&'static str, Value>> = std::sync::OnceLock::new();
+    let samples = SAMPLES.get_or_init(|| {
+        [LIST, CREATE, MESSAGES, POST]
+            .into_iter()
+            .map(|name| (name, sample_event(name)))
+            .collect()
+    });
+    let mut event = samples[sample].clone();
+    event["requestContext"]["authorizer"]["jwt"]["claims"]["sub"] = json!(sub);
+    let qs: serde_json::Map<String, Value> = query
+        .iter()
+        .map(|(k, v)| (k.to_string(), json!(v)))
+        .collect();
+    event["queryStringParameters"] = Value::Object(qs);
+    if let Some(id) = id {
+        event["pathParameters"] = json!({ "id": id });
+        event["rawPath"] = json!(format!("/v1/conversations/{id}/messages"));
+    }
+    if let Some(body) = body {
+        event["body"] = json!(body.to_string());
+    }
+    serde_json::from_value(event).expect("a valid HTTP API event")
+}
+
+fn conversations(sub: &str, query: &[(&str, &str)]) -> ApiGatewayV2httpRequest {
+    request(LIST, sub, query, None, None)
+}
+
+fn create(sub: &str, body: Value) -> ApiGatewayV2httpRequest {
+    request(CREATE, sub, &[], None, Some(body))
+}
+
+fn messages(sub: &str, id: &str, query: &[(&str, &str)]) -> ApiGatewayV2httpRequest {
+    request(MESSAGES, sub, query, Some(id), None)
+}
+
+fn post(sub: &str, id: &str, body: Value) -> ApiGatewayV2httpRequest {
+    request(POST, sub, &[], Some(id), Some(body))
+}
+
+async fn call(deps: &Deps, req: ApiGatewayV2httpRequest) -> (i64, Value) {
+    let resp = handle(lambda_event(req), deps).await.unwrap();
+    let body = match &resp.body {
+        Some(Body::Text(t)) => serde_json::from_str(t).expect("JSON body"),
+        other => panic!("expected a text body, got {other:?}"),
+    };
+    (resp.status_code, body)
+}
+
+fn assert_standard_error(status: i64, body: &Value, want: i64, code: &str) {
+    assert_eq!(status, want, "{body}");
+    assert_eq!(body["status"], want, "{body}");
+    assert_eq!(body["code"], code, "{body}");
+    assert!(
+        body["message"].as_str().is_some_and(|m| !m.is_empty()),
+        "{body}"
+    );
+}
+
+async fn user(pool: &PgPool, sub: &str) -> Uuid {
+    sqlx::query_scalar("INSERT INTO users (cognito_sub, email) VALUES ($1, $2) RETURNING id")
+        .bind(sub)
+        .bind(format!("{sub}@example.com"))
+        .fetch_one(pool)
+        .await
+        .unwrap()
+}
+
+/// `n` conversations, activity one second apart from `seconds_ago`, three per timestamp.
+async fn seed_conversations(pool: &PgPool, owner: Uuid, n: i64, seconds_ago: f64) -> Vec<Uuid> {
+    sqlx::query_scalar(
+        "INSERT INTO conversations (user_id, title, last_activity_at)
+         SELECT $1, 'chat ' || g, date_trunc('second', now()) - make_interval(secs => $3 + g / 3)
+         FROM generate_series(1, $2) AS g
+         RETURNING id",
+    )
+    .bind(owner)
+    .bind(n)
+    .bind(seconds_ago)
+    .fetch_all(pool)
+    .await
+    .unwrap()
+}
+
+/// `n` messages in a conversation, one millisecond apart, three per timestamp.
+async fn seed_messages(pool: &PgPool, conversation: Uuid, n: i64) -> Vec<Uuid> {
+    sqlx::query_scalar(
+        "INSERT INTO messages (conversation_id, role, body, created_at)
+         SELECT $1, CASE WHEN g % 2 = 0 THEN 'user' ELSE 'assistant' END, 'message ' || g,
+                date_trunc('second', now()) - interval '1 hour' - make_interval(secs => (g / 3) / 1000.0)
+         FROM generate_series(1, $2) AS g
+         RETURNING id",
+    )
+    .bind(conversation)
+    .bind(n)
+    .fetch_all(pool)
+    .await
+    .unwrap()
+}
+
+fn ids(body: &Value) -> Vec<String> {
+    body["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .map(|m| m["id"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+fn id_set(ids: &[Uuid]) -> HashSet<String> {
+    ids.iter().map(Uuid::to_string).collect()
+}
+
+#[tokio::test]
+async fn posting_a_message_moves_its_conversation_to_the_top_with_a_preview() {
+    let db = TestDb::new().await;
+    user(&db.pool, ALICE).await;
+    let deps = deps(db.pool.clone());
+    let (status, first) = call(&deps, create(ALICE, json!({"title": "  Lisbon  "}))).await;
+    assert_eq!(status, 201, "{first}");
+    assert_eq!(first["title"], "Lisbon");
+    assert_eq!(first["message_count"], 0);
+    let (_, second) = call(&deps, create(ALICE, json!({}))).await;
+    let first_id = first["id"].as_str().unwrap();
+
+    let long = "x".repeat(PREVIEW_CHARS + 50);
+    let (status, message) = call(
+        &deps,
+        post(ALICE, first_id, json!({"role": "user", "text": long})),
+    )
+    .await;
+    assert_eq!(status, 201, "{message}");
+    assert_eq!(message["role"], "user");
+    assert_eq!(message["text"], long);
+
+    let (status, feed) = call(&deps, conversations(ALICE, &[])).await;
+    assert_eq!(status, 200, "{feed}");
+    assert_eq!(ids(&feed), vec![first_id, second["id"].as_str().unwrap()]);
+    let top = &feed["items"][0];
+    assert_eq!(top["message_count"], 1);
+    assert_eq!(top["last_activity_at"], message["created_at"]);
+    let preview = top["last_message_preview"].as_str().unwrap();
+    assert_eq!(preview.chars().count(), PREVIEW_CHARS + 1);
+    assert!(preview.ends_with('…'));
+}
+
+#[tokio::test]
+async fn messages_come_newest_first_and_page_back_in_time() {
+    let db = TestDb::new().await;
+    user(&db.pool, ALICE).await;
+    let deps = deps(db.pool.clone());
+    let (_, conv) = call(&deps, create(ALICE, json!({"title": "t"}))).await;
+    let id = conv["id"].as_str().unwrap();
+    let mut posted = Vec::new();
+    for (i, role) in ["user", "assistant", "system", "user", "assistant"]
+        .iter()
+        .enumerate()
+    {
+        let (status, m) = call(
+            &deps,
+            post(ALICE, id, json!({"role": role, "text": format!("m{i}")})),
+        )
+        .await;
+        assert_eq!(status, 201, "{m}");
+        posted.push(m["id"].as_str().unwrap().to_owned());
+    }
+    posted.reverse();
+
+    let (_, page1) = call(&deps, messages(ALICE, id, &[("limit", "3")])).await;
+    let cursor = page1["next_cursor"].as_str().unwrap();
+    let (_, page2) = call(
+        &deps,
+        messages(ALICE, id, &[("limit", "3"), ("cursor", cursor)]),
+    )
+    .await;
+
+    assert_eq!([ids(&page1), ids(&page2)].concat(), posted);
+    assert_eq!(page1["items"][0]["text"], "m4");
+    assert_eq!(page2["next_cursor"], Value::Null);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn walking_ten_thousand_messages_during_inserts_sees_each_exactly_once() {
+    let db = TestDb::new().await;
+    let alice = user(&db.pool, ALICE).await;
+    let conversation = seed_conversations(&db.pool, alice, 1, 0.0).await[0];
+    let originals = id_set(&seed_messages(&db.pool, conversation, 10_000).await);
+    let deps = Arc::new(deps(db.pool.clone()));
+    let cid = conversation.to_string();
+
+    // A writer posting to the same conversation through the handler while others read.
+    let stop = Arc::new(AtomicBool::new(false));
+    let writer = {
+        let (deps, stop, cid) = (deps.clone(), stop.clone(), cid.clone());
+        tokio::spawn(async move {
+            let mut written = HashSet::new();
+            while !stop.load(Ordering::Relaxed) {
+                let (status, m) = call(
+                    &deps,
+                    post(ALICE, &cid, json!({"role": "user", "text": "hi"})),
+                )
+                .await;
+                assert_eq!(status, 201, "{m}");
+                written.insert(m["id"].as_str().unwrap().to_owned());
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            written
+        })
+    };
+
+    let mut walks = tokio::task::JoinSet::new();
+    for size in [2usize, 7, 20, 99, 100] {
+        let (deps, cid) = (deps.clone(), cid.clone());
+        walks.spawn(async move {
+            let base = messages(ALICE, &cid, &[]);
+            let mut seen = Vec::new();
+            let mut cursor: Option<String> = None;
+            loop {
+                let mut query = HashMap::from([("limit".to_owned(), size.to_string())]);
+                if let Some(c) = &cursor {
+                    query.insert("cursor".to_owned(), c.clone());
+                }
+                let mut req = base.clone();
+                req.query_string_parameters = query.into();
+                let page = list_messages(&req, &deps).await.unwrap();
+                assert!(page.items.len() <= size);
+                seen.extend(page.items.into_iter().map(|m| (m.created_at, m.id)));
+                match page.next_cursor {
+                    Some(next) => cursor = Some(next),
+                    None => break,
+                }
+            }
+            (size, seen)
+        });
+    }
+    let mut results = Vec::new();
+    while let Some(done) = walks.join_next().await {
+        results.push(done.unwrap());
+    }
+    stop.store(true, Ordering::Relaxed);
+    let written = writer.await.unwrap();
+    assert!(!written.is_empty());
+
+    for (size, seen) in results {
+        assert!(
+            seen.windows(2).all(|w| w[0] > w[1]),
+            "size {size}: order or duplicate"
+        );
+        let seen: HashSet<String> = seen.iter().map(|(_, id)| id.to_string()).collect();
+        assert!(originals.is_subset(&seen), "size {size}: skipped messages");
+        assert!(
+            seen.difference(&originals).all(|id| written.contains(id)),
+            "size {size}: foreign messages"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn walking_ten_thousand_conversations_during_inserts_sees_each_exactly_once() {
+    let db = TestDb::new().await;
+    let alice = user(&db.pool, ALICE).await;
+    let bob = user(&db.pool, BOB).await;
+    let originals = id_set(&seed_conversations(&db.pool, alice, 10_000, 60.0).await);
+    let deps = Arc::new(deps(db.pool.clone()));
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let writer = {
+        let (deps, stop, pool) = (deps.clone(), stop.clone(), db.pool.clone());
+        tokio::spawn(async move {
+            let mut written = HashSet::new();
+            while !stop.load(Ordering::Relaxed) {
+                let (status, c) = call(&deps, create(ALICE, json!({"title": "new"}))).await;
+                assert_eq!(status, 201, "{c}");
+                written.insert(c["id"].as_str().unwrap().to_owned());
+                seed_conversations(&pool, bob, 3, 30.0).await;
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            written
+        })
+    };
+
+    let mut walks = tokio::task::JoinSet::new();
+    for size in [2usize, 7, 20, 99, 100] {
+        let deps = deps.clone();
+        walks.spawn(async move {
+            let base = conversations(ALICE, &[]);
+            let mut seen = Vec::new();
+            let mut cursor: Option<String> = None;
+            loop {
+                let mut query = HashMap::from([("limit".to_owned(), size.to_string())]);
+                if let Some(c) = &cursor {
+                    query.insert("cursor".to_owned(), c.clone());
+                }
+                let mut req = base.clone();
+                req.query_string_parameters = query.into();
+                let page = list_conversations(&req, &deps).await.unwrap();
+                seen.extend(page.items.into_iter().map(|c| (c.last_activity_at, c.id)));
+                match page.next_cursor {
+                    Some(next) => cursor = Some(next),
+                    None => break,
+                }
+            }
+            (size, seen)
+        });
+    }
+    let mut results = Vec::new();
+    while let Some(done) = walks.join_next().await {
+        results.push(done.unwrap());
+    }
+    stop.store(true, Ordering::Relaxed);
+    let written = writer.await.unwrap();
+
+    for (size, seen) in results {
+        assert!(
+            seen.windows(2).all(|w| w[0] > w[1]),
+            "size {size}: order or duplicate"
+        );
+        let seen: HashSet<String> = seen.iter().map(|(_, id)| id.to_string()).collect();
+        assert!(
+            originals.is_subset(&seen),
+            "size {size}: skipped conversations"
+        );
+        assert!(
+            seen.difference(&originals).all(|id| written.contains(id)),
+            "size {size}: foreign conversations"
+        );
+    }
+}
+
+#[tokio::test]
+async fn two_users_never_see_each_others_conversations_or_messages_through_any_route() {
+    let db = TestDb::new().await;
+    user(&db.pool, ALICE).await;
+    user(&db.pool, BOB).await;
+    let deps = deps(db.pool.clone());
+    let (_, alices) = call(&deps, create(ALICE, json!({"title": "alice's"}))).await;
+    let alices = alices["id"].as_str().unwrap().to_owned();
+    for i in 0..3 {
+        call(
+            &deps,
+            post(
+                ALICE,
+                &alices,
+                json!({"role": "user", "text": format!("a{i}")}),
+            ),
+        )
+        .await;
+    }
+    let (_, bobs) = call(&deps, create(BOB, json!({"title": "bob's"}))).await;
+    let bobs = bobs["id"].as_str().unwrap().to_owned();
+
+    // The feed.
+    let (_, feed) = call(&deps, conversations(BOB, &[])).await;
+    assert_eq!(ids(&feed), vec![bobs.clone()]);
+    // Reading and writing Alice's conversation: 404, exactly like a missing one.
+    let missing = Uuid::new_v4().to_string();
+    let (s1, read_foreign) = call(&deps, messages(BOB, &alices, &[])).await;
+    let (s2, read_missing) = call(&deps, messages(BOB, &missing, &[])).await;
+    assert_standard_error(s1, &read_foreign, 404, "not_found");
+    assert_eq!((s1, &read_foreign), (s2, &read_missing));
+    let hi = json!({"role": "user", "text": "hi"});
+    let (s1, write_foreign) = call(&deps, post(BOB, &alices, hi.clone())).await;
+    let (s2, write_missing) = call(&deps, post(BOB, &missing, hi)).await;
+    assert_standard_error(s1, &write_foreign, 404, "not_found");
+    assert_eq!((s1, &write_foreign), (s2, &write_missing));
+    let count: i32 =
+        sqlx::query_scalar("SELECT message_count FROM conversations WHERE id = $1::uuid")
+            .bind(&alices)
+            .fetch_one(&db.pool)
+            .await
+            .unwrap();
+    assert_eq!(count, 3, "Bob's write must not touch Alice's conversation");
+    // Alice's cursors, replayed by Bob, on both feeds.
+    let (_, page) = call(&deps, messages(ALICE, &alices, &[("limit", "1")])).await;
+    let cursor = page["next_cursor"].as_str().unwrap();
+    let (status, body) = call(&deps, messages(BOB, &bobs, &[("cursor", cursor)])).await;
+    assert_standard_error(status, &body, 400, "invalid_cursor");
+    call(&deps, create(ALICE, json!({}))).await;
+    let (_, page) = call(&deps, conversations(ALICE, &[("limit", "1")])).await;
+    let cursor = page["next_cursor"].as_str().unwrap();
+    let (status, body) = call(&deps, conversations(BOB, &[("cursor", cursor)])).await;
+    assert_standard_error(status, &body, 400, "invalid_cursor");
+}
+
+#[tokio::test]
+async fn a_cursor_for_another_route_or_conversation_or_tampered_is_a_400_invalid_cursor() {
+    let db = TestDb::new().await;
+    let alice = user(&db.pool, ALICE).await;
+    let convs = seed_conversations(&db.pool, alice, 3, 0.0).await;
+    seed_messages(&db.pool, convs[0], 5).await;
+    let deps = deps(db.pool.clone());
+    let first = convs[0].to_string();
+    let (_, page) = call(&deps, messages(ALICE, &first, &[("limit", "1")])).await;
+    let message_cursor = page["next_cursor"].as_str().unwrap().to_owned();
+    let (_, page) = call(&deps, conversations(ALICE, &[("limit", "1")])).await;
+    let feed_cursor = page["next_cursor"].as_str().unwrap().to_owned();
+    let memory_cursor = signer().encode(&CursorScope::new("GET /v1/memories", ALICE), Keyset::TOP);
+    let mut tampered = feed_cursor.clone().into_bytes();
+    tampered[10] = if tampered[10] == b'A' { b'B' } else { b'A' };
+    let tampered = String::from_utf8(tampered).unwrap();
+
+    let cases = vec![
+        conversations(ALICE, &[("cursor", &message_cursor)]),
+        conversations(ALICE, &[("cursor", &memory_cursor)]),
+        conversations(ALICE, &[("cursor", &tampered)]),
+        conversations(ALICE, &[("cursor", "garbage")]),
+        messages(ALICE, &first, &[("cursor", &feed_cursor)]),
+        messages(ALICE, &convs[1].to_string(), &[("cursor", &message_cursor)]),
+        messages(ALICE, &first, &[("cursor", "!!!")]),
+    ];
+    for req in cases {
+        let (status, body) = call(&deps, req).await;
+        assert_standard_error(status, &body, 400, "invalid_cursor");
+    }
+}
+
+#[tokio::test]
+async fn every_bad_parameter_or_body_is_a_400_standard_error() {
+    let db = TestDb::new().await;
+    user(&db.pool, ALICE).await;
+    let deps = deps(db.pool.clone());
+    let (_, conv) = call(&deps, create(ALICE, json!({}))).await;
+    let id = conv["id"].as_str().unwrap().to_owned();
+
+    for limit in ["0", "101", "-1", "abc", "2.5"] {
+        let (s, b) = call(&deps, conversations(ALICE, &[("limit", limit)])).await;
+        assert_standard_error(s, &b, 400, "invalid_request");
+        let (s, b) = call(&deps, messages(ALICE, &id, &[("limit", limit)])).await;
+        assert_standard_error(s, &b, 400, "invalid_request");
+    }
+    for bad_id in ["nope", "1234", "00000000-0000-0000-0000-00000000000g"] {
+        let (s, b) = call(&deps, messages(ALICE, bad_id, &[])).await;
+        assert_standard_error(s, &b, 400, "invalid_request");
+        let (s, b) = call(
+            &deps,
+            post(ALICE, bad_id, json!({"role": "user", "text": "x"})),
+        )
+        .await;
+        assert_standard_error(s, &b, 400, "invalid_request");
+    }
+    let bad_messages = [
+        json!({"role": "user", "text": ""}),
+        json!({"role": "user", "text": "   "}),
+        json!({"role": "user", "text": "x".repeat(MAX_MESSAGE_CHARS + 1)}),
+        json!({"role": "robot", "text": "x"}),
+        json!({"text": "x"}),
+        json!({"role": "user"}),
+        json!({"role": "user", "text": 5}),
+        json!({"role": "user", "text": "x", "extra": true}),
+    ];
+    for body in bad_messages {
+        let (s, b) = call(&deps, post(ALICE, &id, body.clone())).await;
+        assert_standard_error(s, &b, 400, "invalid_request");
+    }
+    let mut not_json = post(ALICE, &id, json!({}));
+    not_json.body = Some("{role: user".into());
+    let (s, b) = call(&deps, not_json).await;
+    assert_standard_error(s, &b, 400, "invalid_json");
+    for body in [
+        json!({"title": "t".repeat(MAX_TITLE_CHARS + 1)}),
+        json!({"title": 7}),
+    ] {
+        let (s, b) = call(&deps, create(ALICE, body)).await;
+        assert_standard_error(s, &b, 400, "invalid_request");
+    }
+    // A message at the limit is accepted.
+    let (s, _) = call(
+        &deps,
+        post(
+            ALICE,
+            &id,
+            json!({"role": "user", "text": "é".repeat(MAX_MESSAGE_CHARS)}),
+        ),
+    )
+    .await;
+    assert_eq!(s, 201);
+}
+
+#[tokio::test]
+async fn a_caller_without_a_users_row_gets_an_empty_feed_and_cannot_create() {
+    let db = TestDb::new().await;
+    let deps = deps(db.pool.clone());
+
+    let (status, feed) = call(&deps, conversations("sub-nobody", &[])).await;
+    assert_eq!(status, 200);
+    assert_eq!(feed, json!({"items": [], "next_cursor": null}));
+    let (status, body) = call(&deps, create("sub-nobody", json!({}))).await;
+    assert_standard_error(status, &body, 409, "account_not_ready");
+}
+
+#[tokio::test]
+async fn every_route_is_a_503_within_its_bound_when_the_database_is_down() {
+    let limits = DbLimits {
+        acquire_timeout: Duration::from_secs(1),
+        statement_timeout: Duration::from_secs(1),
+        max_connections: 1,
+    };
+    let pool = lazy_pool(&Secret::new(unreachable_database_url()), limits).unwrap();
+    let deps = deps(pool);
+    let id = Uuid::new_v4().to_string();
+
+    for req in [
+        conversations(ALICE, &[]),
+        create(ALICE, json!({})),
+        messages(ALICE, &id, &[]),
+        post(ALICE, &id, json!({"role": "user", "text": "x"})),
+    ] {
+        let started = Instant::now();
+        let (status, body) = call(&deps, req).await;
+        assert_standard_error(status, &body, 503, "service_unavailable");
+        assert!(
+            started.elapsed() < Duration::from_secs(3),
+            "took {:?}",
+            started.elapsed()
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_request_without_a_caller_is_a_401_and_an_unknown_route_a_404() {
+    let db = TestDb::new().await;
+    let deps = deps(db.pool.clone());
+
+    let mut anonymous = conversations(ALICE, &[]);
+    anonymous.request_context.authorizer = None;
+    let (status, body) = call(&deps, anonymous).await;
+    assert_standard_error(status, &body, 401, "unauthorized");
+
+    let mut elsewhere = conversations(ALICE, &[]);
+    elsewhere.route_key = Some("DELETE /v1/conversations/{id}".into());
+    let (status, body) = call(&deps, elsewhere).await;
+    assert_standard_error(status, &body, 404, "not_found");
+}
