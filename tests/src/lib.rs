@@ -5,11 +5,18 @@
 //! does this for you).
 
 use std::path::PathBuf;
+use std::time::Duration;
 
+use aws_lambda_events::apigw::ApiGatewayV2httpResponse;
+use aws_lambda_events::encodings::Body;
+use encache_shared::config::Secret;
+use encache_shared::db::{DbLimits, lazy_pool};
 use lambda_runtime::{Context, LambdaEvent};
 use serde::de::DeserializeOwned;
+use serde_json::Value;
 use sqlx::postgres::PgPoolOptions;
 use sqlx::{Connection, PgConnection, PgPool};
+use uuid::Uuid;
 
 /// The repository root (where `events/` and `migrations/` live).
 pub fn repo_root() -> PathBuf {
@@ -87,4 +94,74 @@ pub fn unreachable_database_url() -> String {
     let port = listener.local_addr().expect("local addr").port();
     drop(listener);
     format!("postgres://postgres@127.0.0.1:{port}/encache")
+}
+
+/// A pool whose database refuses connections: "the database is down". Its one-second
+/// pool timeouts keep a test of that outage short even if a handler forgets its bound.
+pub fn refused_pool() -> PgPool {
+    let limits = DbLimits {
+        acquire_timeout: Duration::from_secs(1),
+        statement_timeout: Duration::from_secs(1),
+        max_connections: 1,
+    };
+    lazy_pool(&Secret::new(unreachable_database_url()), limits).expect("a lazy pool")
+}
+
+/// A pool whose "database" accepts TCP connections and never says a word, the worst kind
+/// of down. Its pool timeouts are far longer than any handler's bound, so only the
+/// handler's own bound can answer in time. Call it inside the test's Tokio runtime: the
+/// listener (holding every socket open) runs on a task of that runtime.
+pub async fn silent_pool() -> PgPool {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("binding a free port");
+    let port = listener.local_addr().expect("local addr").port();
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((sock, _)) = listener.accept().await {
+            held.push(sock);
+        }
+    });
+    let limits = DbLimits {
+        acquire_timeout: Duration::from_secs(30),
+        statement_timeout: Duration::from_secs(30),
+        max_connections: 1,
+    };
+    let url = Secret::new(format!("postgres://postgres@127.0.0.1:{port}/encache"));
+    lazy_pool(&url, limits).expect("a lazy pool")
+}
+
+/// An HTTP handler's response as (status code, JSON body); every encache HTTP response,
+/// error or not, has a JSON text body, so anything else fails the test.
+#[track_caller]
+pub fn status_and_json(resp: &ApiGatewayV2httpResponse) -> (i64, Value) {
+    let body = match &resp.body {
+        Some(Body::Text(t)) => serde_json::from_str(t).expect("JSON body"),
+        other => panic!("expected a text body, got {other:?}"),
+    };
+    (resp.status_code, body)
+}
+
+/// Asserts a response is the one `StandardError` shape: HTTP status `want`, the same
+/// `status` and `code` in the body, and a message a person can read.
+#[track_caller]
+pub fn assert_standard_error(status: i64, body: &Value, want: i64, code: &str) {
+    assert_eq!(status, want, "{body}");
+    assert_eq!(body["status"], want, "{body}");
+    assert_eq!(body["code"], code, "{body}");
+    assert!(
+        body["message"].as_str().is_some_and(|m| !m.is_empty()),
+        "{body}"
+    );
+}
+
+/// Inserts the `users` row post-confirmation would provision for the Cognito `sub`
+/// (email `<sub>@example.com`), so a test can own data without running the trigger.
+pub async fn insert_user(pool: &PgPool, sub: &str) -> Uuid {
+    sqlx::query_scalar("INSERT INTO users (cognito_sub, email) VALUES ($1, $2) RETURNING id")
+        .bind(sub)
+        .bind(format!("{sub}@example.com"))
+        .fetch_one(pool)
+        .await
+        .expect("inserting a users row")
 }

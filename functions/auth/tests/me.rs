@@ -4,12 +4,11 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use aws_lambda_events::apigw::{ApiGatewayV2httpRequest, ApiGatewayV2httpResponse};
-use aws_lambda_events::encodings::Body;
-use common::{raw, refused_pool, user_count};
+use aws_lambda_events::apigw::ApiGatewayV2httpRequest;
+use common::{raw, user_count};
 use encache_auth::me::{Settings, handle};
 use encache_auth::post_confirmation;
-use encache_tests::{TestDb, lambda_event, sample_event};
+use encache_tests::{TestDb, lambda_event, refused_pool, sample_event, status_and_json};
 use serde_json::{Value, json};
 use sqlx::PgPool;
 
@@ -22,12 +21,7 @@ fn settings() -> Settings {
 }
 
 async fn get_me(req: ApiGatewayV2httpRequest, pool: &PgPool) -> (i64, Value) {
-    let resp: ApiGatewayV2httpResponse = handle(lambda_event(req), pool, settings()).await.unwrap();
-    let body = match &resp.body {
-        Some(Body::Text(t)) => serde_json::from_str(t).unwrap(),
-        other => panic!("expected a text body, got {other:?}"),
-    };
-    (resp.status_code, body)
+    status_and_json(&handle(lambda_event(req), pool, settings()).await.unwrap())
 }
 
 fn request() -> ApiGatewayV2httpRequest {

@@ -5,10 +5,10 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{raw, refused_pool, silent_pool, user_count, with, without};
+use common::{raw, user_count, with, without};
 use encache_auth::TriggerError;
 use encache_auth::post_confirmation::{Settings, handle};
-use encache_tests::{TestDb, lambda_event};
+use encache_tests::{TestDb, lambda_event, refused_pool, silent_pool};
 use serde_json::{Value, json};
 use sqlx::PgPool;
 use time::OffsetDateTime;

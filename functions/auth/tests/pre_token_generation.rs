@@ -6,12 +6,12 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{raw, refused_pool, silent_pool, with, without};
+use common::{raw, with, without};
 use encache_auth::TriggerError;
 use encache_auth::email::Email;
 use encache_auth::pre_token_generation::{RESERVED_CLAIMS, Settings, TRIGGER_SOURCES, handle};
 use encache_auth::users;
-use encache_tests::{TestDb, lambda_event};
+use encache_tests::{TestDb, lambda_event, refused_pool, silent_pool};
 use serde_json::{Value, json};
 use sqlx::PgPool;
 

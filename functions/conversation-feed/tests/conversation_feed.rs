@@ -7,15 +7,16 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use aws_lambda_events::apigw::ApiGatewayV2httpRequest;
-use aws_lambda_events::encodings::Body;
 use encache_conversation_feed::{
     Deps, MAX_MESSAGE_CHARS, MAX_TITLE_CHARS, PREVIEW_CHARS, Settings, handle, list_conversations,
     list_messages,
 };
 use encache_shared::config::Secret;
-use encache_shared::db::{DbLimits, lazy_pool};
 use encache_shared::pagination::{CursorScope, CursorSigner, Keyset};
-use encache_tests::{TestDb, lambda_event, sample_event, unreachable_database_url};
+use encache_tests::{
+    TestDb, assert_standard_error, insert_user, lambda_event, refused_pool, sample_event,
+    status_and_json,
+};
 use serde_json::{Value, json};
 use sqlx::PgPool;
 use uuid::Uuid;
@@ -91,31 +92,7 @@ fn post(sub: &str, id: &str, body: Value) -> ApiGatewayV2httpRequest {
 }
 
 async fn call(deps: &Deps, req: ApiGatewayV2httpRequest) -> (i64, Value) {
-    let resp = handle(lambda_event(req), deps).await.unwrap();
-    let body = match &resp.body {
-        Some(Body::Text(t)) => serde_json::from_str(t).expect("JSON body"),
-        other => panic!("expected a text body, got {other:?}"),
-    };
-    (resp.status_code, body)
-}
-
-fn assert_standard_error(status: i64, body: &Value, want: i64, code: &str) {
-    assert_eq!(status, want, "{body}");
-    assert_eq!(body["status"], want, "{body}");
-    assert_eq!(body["code"], code, "{body}");
-    assert!(
-        body["message"].as_str().is_some_and(|m| !m.is_empty()),
-        "{body}"
-    );
-}
-
-async fn user(pool: &PgPool, sub: &str) -> Uuid {
-    sqlx::query_scalar("INSERT INTO users (cognito_sub, email) VALUES ($1, $2) RETURNING id")
-        .bind(sub)
-        .bind(format!("{sub}@example.com"))
-        .fetch_one(pool)
-        .await
-        .unwrap()
+    status_and_json(&handle(lambda_event(req), deps).await.unwrap())
 }
 
 /// `n` conversations, activity one second apart from `seconds_ago`, three per timestamp.
@@ -166,7 +143,7 @@ fn id_set(ids: &[Uuid]) -> HashSet<String> {
 #[tokio::test]
 async fn posting_a_message_moves_its_conversation_to_the_top_with_a_preview() {
     let db = TestDb::new().await;
-    user(&db.pool, ALICE).await;
+    insert_user(&db.pool, ALICE).await;
     let deps = deps(db.pool.clone());
     let (status, first) = call(&deps, create(ALICE, json!({"title": "  Lisbon  "}))).await;
     assert_eq!(status, 201, "{first}");
@@ -199,7 +176,7 @@ async fn posting_a_message_moves_its_conversation_to_the_top_with_a_preview() {
 #[tokio::test]
 async fn messages_come_newest_first_and_page_back_in_time() {
     let db = TestDb::new().await;
-    user(&db.pool, ALICE).await;
+    insert_user(&db.pool, ALICE).await;
     let deps = deps(db.pool.clone());
     let (_, conv) = call(&deps, create(ALICE, json!({"title": "t"}))).await;
     let id = conv["id"].as_str().unwrap();
@@ -234,7 +211,7 @@ async fn messages_come_newest_first_and_page_back_in_time() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn walking_ten_thousand_messages_during_inserts_sees_each_exactly_once() {
     let db = TestDb::new().await;
-    let alice = user(&db.pool, ALICE).await;
+    let alice = insert_user(&db.pool, ALICE).await;
     let conversation = seed_conversations(&db.pool, alice, 1, 0.0).await[0];
     let originals = id_set(&seed_messages(&db.pool, conversation, 10_000).await);
     let deps = Arc::new(deps(db.pool.clone()));
@@ -310,8 +287,8 @@ async fn walking_ten_thousand_messages_during_inserts_sees_each_exactly_once() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn walking_ten_thousand_conversations_during_inserts_sees_each_exactly_once() {
     let db = TestDb::new().await;
-    let alice = user(&db.pool, ALICE).await;
-    let bob = user(&db.pool, BOB).await;
+    let alice = insert_user(&db.pool, ALICE).await;
+    let bob = insert_user(&db.pool, BOB).await;
     let originals = id_set(&seed_conversations(&db.pool, alice, 10_000, 60.0).await);
     let deps = Arc::new(deps(db.pool.clone()));
 
@@ -382,8 +359,8 @@ async fn walking_ten_thousand_conversations_during_inserts_sees_each_exactly_onc
 #[tokio::test]
 async fn two_users_never_see_each_others_conversations_or_messages_through_any_route() {
     let db = TestDb::new().await;
-    user(&db.pool, ALICE).await;
-    user(&db.pool, BOB).await;
+    insert_user(&db.pool, ALICE).await;
+    insert_user(&db.pool, BOB).await;
     let deps = deps(db.pool.clone());
     let (_, alices) = call(&deps, create(ALICE, json!({"title": "alice's"}))).await;
     let alices = alices["id"].as_str().unwrap().to_owned();
@@ -437,7 +414,7 @@ async fn two_users_never_see_each_others_conversations_or_messages_through_any_r
 #[tokio::test]
 async fn a_cursor_for_another_route_or_conversation_or_tampered_is_a_400_invalid_cursor() {
     let db = TestDb::new().await;
-    let alice = user(&db.pool, ALICE).await;
+    let alice = insert_user(&db.pool, ALICE).await;
     let convs = seed_conversations(&db.pool, alice, 3, 0.0).await;
     seed_messages(&db.pool, convs[0], 5).await;
     let deps = deps(db.pool.clone());
@@ -469,7 +446,7 @@ async fn a_cursor_for_another_route_or_conversation_or_tampered_is_a_400_invalid
 #[tokio::test]
 async fn every_bad_parameter_or_body_is_a_400_standard_error() {
     let db = TestDb::new().await;
-    user(&db.pool, ALICE).await;
+    insert_user(&db.pool, ALICE).await;
     let deps = deps(db.pool.clone());
     let (_, conv) = call(&deps, create(ALICE, json!({}))).await;
     let id = conv["id"].as_str().unwrap().to_owned();
@@ -542,13 +519,7 @@ async fn a_caller_without_a_users_row_gets_an_empty_feed_and_cannot_create() {
 
 #[tokio::test]
 async fn every_route_is_a_503_within_its_bound_when_the_database_is_down() {
-    let limits = DbLimits {
-        acquire_timeout: Duration::from_secs(1),
-        statement_timeout: Duration::from_secs(1),
-        max_connections: 1,
-    };
-    let pool = lazy_pool(&Secret::new(unreachable_database_url()), limits).unwrap();
-    let deps = deps(pool);
+    let deps = deps(refused_pool());
     let id = Uuid::new_v4().to_string();
 
     for req in [

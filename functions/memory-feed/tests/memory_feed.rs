@@ -6,14 +6,15 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use aws_lambda_events::apigw::{ApiGatewayV2httpRequest, ApiGatewayV2httpResponse};
-use aws_lambda_events::encodings::Body;
+use aws_lambda_events::apigw::ApiGatewayV2httpRequest;
 use encache_memory_feed::{Deps, Settings, handle, list};
 use encache_shared::aws::{s3_client, sdk_config};
 use encache_shared::config::Secret;
-use encache_shared::db::{DbLimits, lazy_pool};
 use encache_shared::pagination::{CursorScope, CursorSigner, Keyset};
-use encache_tests::{TestDb, lambda_event, sample_event, unreachable_database_url};
+use encache_tests::{
+    TestDb, assert_standard_error, insert_user, lambda_event, refused_pool, sample_event,
+    silent_pool, status_and_json,
+};
 use serde_json::{Value, json};
 use sqlx::PgPool;
 use uuid::Uuid;
@@ -78,31 +79,7 @@ fn one(sub: &str, id: &str) -> ApiGatewayV2httpRequest {
 }
 
 async fn call(deps: &Deps, req: ApiGatewayV2httpRequest) -> (i64, Value) {
-    let resp: ApiGatewayV2httpResponse = handle(lambda_event(req), deps).await.unwrap();
-    let body = match &resp.body {
-        Some(Body::Text(t)) => serde_json::from_str(t).expect("JSON body"),
-        other => panic!("expected a text body, got {other:?}"),
-    };
-    (resp.status_code, body)
-}
-
-fn assert_standard_error(status: i64, body: &Value, want: i64, code: &str) {
-    assert_eq!(status, want, "{body}");
-    assert_eq!(body["status"], want, "{body}");
-    assert_eq!(body["code"], code, "{body}");
-    assert!(
-        body["message"].as_str().is_some_and(|m| !m.is_empty()),
-        "{body}"
-    );
-}
-
-async fn user(pool: &PgPool, sub: &str) -> Uuid {
-    sqlx::query_scalar("INSERT INTO users (cognito_sub, email) VALUES ($1, $2) RETURNING id")
-        .bind(sub)
-        .bind(format!("{sub}@example.com"))
-        .fetch_one(pool)
-        .await
-        .unwrap()
+    status_and_json(&handle(lambda_event(req), deps).await.unwrap())
 }
 
 /// `n` memories in `status`, newest first one second apart from `seconds_ago`, in groups
@@ -138,7 +115,7 @@ fn ids(body: &Value) -> Vec<String> {
 #[tokio::test]
 async fn the_feed_lists_ready_memories_newest_first_with_a_cursor_until_the_end() {
     let db = TestDb::new().await;
-    let alice = user(&db.pool, ALICE).await;
+    let alice = insert_user(&db.pool, ALICE).await;
     memories(&db.pool, alice, "ready", 5, 0).await;
     memories(&db.pool, alice, "pending", 2, 0).await;
     let deps = deps(db.pool.clone()).await;
@@ -164,7 +141,7 @@ async fn the_feed_lists_ready_memories_newest_first_with_a_cursor_until_the_end(
 #[tokio::test]
 async fn next_cursor_is_null_when_the_page_ends_exactly_at_the_last_item() {
     let db = TestDb::new().await;
-    let alice = user(&db.pool, ALICE).await;
+    let alice = insert_user(&db.pool, ALICE).await;
     memories(&db.pool, alice, "ready", 4, 0).await;
     let deps = deps(db.pool.clone()).await;
 
@@ -177,7 +154,7 @@ async fn next_cursor_is_null_when_the_page_ends_exactly_at_the_last_item() {
 #[tokio::test]
 async fn the_status_filter_and_time_bounds_select_what_they_say() {
     let db = TestDb::new().await;
-    let alice = user(&db.pool, ALICE).await;
+    let alice = insert_user(&db.pool, ALICE).await;
     let failed = memories(&db.pool, alice, "failed", 2, 0).await;
     memories(&db.pool, alice, "ready", 30, 0).await;
     let deps = deps(db.pool.clone()).await;
@@ -222,8 +199,8 @@ async fn the_status_filter_and_time_bounds_select_what_they_say() {
 async fn walking_ten_thousand_memories_with_every_page_size_during_inserts_sees_each_exactly_once()
 {
     let db = TestDb::new().await;
-    let alice = user(&db.pool, ALICE).await;
-    let bob = user(&db.pool, BOB).await;
+    let alice = insert_user(&db.pool, ALICE).await;
+    let bob = insert_user(&db.pool, BOB).await;
     let originals: HashSet<String> = memories(&db.pool, alice, "ready", 10_000, 60)
         .await
         .iter()
@@ -313,8 +290,8 @@ async fn walking_ten_thousand_memories_with_every_page_size_during_inserts_sees_
 #[tokio::test]
 async fn the_feed_never_returns_another_users_memories() {
     let db = TestDb::new().await;
-    let alice = user(&db.pool, ALICE).await;
-    let bob = user(&db.pool, BOB).await;
+    let alice = insert_user(&db.pool, ALICE).await;
+    let bob = insert_user(&db.pool, BOB).await;
     let alices: HashSet<String> = memories(&db.pool, alice, "ready", 7, 0)
         .await
         .iter()
@@ -350,8 +327,8 @@ async fn the_feed_never_returns_another_users_memories() {
 #[tokio::test]
 async fn another_users_memory_is_a_404_indistinguishable_from_a_missing_one() {
     let db = TestDb::new().await;
-    let alice = user(&db.pool, ALICE).await;
-    user(&db.pool, BOB).await;
+    let alice = insert_user(&db.pool, ALICE).await;
+    insert_user(&db.pool, BOB).await;
     let alices = memories(&db.pool, alice, "ready", 1, 0).await[0].to_string();
     let deps = deps(db.pool.clone()).await;
 
@@ -367,8 +344,8 @@ async fn another_users_memory_is_a_404_indistinguishable_from_a_missing_one() {
 #[tokio::test]
 async fn a_cursor_from_another_user_or_filter_or_route_is_a_400_invalid_cursor() {
     let db = TestDb::new().await;
-    let alice = user(&db.pool, ALICE).await;
-    user(&db.pool, BOB).await;
+    let alice = insert_user(&db.pool, ALICE).await;
+    insert_user(&db.pool, BOB).await;
     memories(&db.pool, alice, "ready", 3, 0).await;
     let deps = deps(db.pool.clone()).await;
     let (_, page) = call(&deps, feed(ALICE, &[("limit", "1")])).await;
@@ -396,7 +373,7 @@ async fn a_cursor_from_another_user_or_filter_or_route_is_a_400_invalid_cursor()
 #[tokio::test]
 async fn tampered_or_garbage_cursors_are_a_400_invalid_cursor() {
     let db = TestDb::new().await;
-    let alice = user(&db.pool, ALICE).await;
+    let alice = insert_user(&db.pool, ALICE).await;
     memories(&db.pool, alice, "ready", 3, 0).await;
     let deps = deps(db.pool.clone()).await;
     let (_, page) = call(&deps, feed(ALICE, &[("limit", "1")])).await;
@@ -420,7 +397,7 @@ async fn tampered_or_garbage_cursors_are_a_400_invalid_cursor() {
 #[tokio::test]
 async fn every_bad_parameter_is_a_400_standard_error() {
     let db = TestDb::new().await;
-    user(&db.pool, ALICE).await;
+    insert_user(&db.pool, ALICE).await;
     let deps = deps(db.pool.clone()).await;
 
     let bad_feeds: [&[(&str, &str)]; 9] = [
@@ -450,7 +427,7 @@ async fn every_bad_parameter_is_a_400_standard_error() {
 #[tokio::test]
 async fn a_caller_without_a_users_row_gets_an_empty_feed_and_404s() {
     let db = TestDb::new().await;
-    let alice = user(&db.pool, ALICE).await;
+    let alice = insert_user(&db.pool, ALICE).await;
     let alices = memories(&db.pool, alice, "ready", 2, 0).await[0].to_string();
     let deps = deps(db.pool.clone()).await;
 
@@ -464,7 +441,7 @@ async fn a_caller_without_a_users_row_gets_an_empty_feed_and_404s() {
 #[tokio::test]
 async fn a_ready_memory_comes_with_a_short_lived_presigned_download_url() {
     let db = TestDb::new().await;
-    let alice = user(&db.pool, ALICE).await;
+    let alice = insert_user(&db.pool, ALICE).await;
     let ready = memories(&db.pool, alice, "ready", 1, 0).await[0];
     let pending = memories(&db.pool, alice, "pending", 1, 0).await[0];
     let key: String = sqlx::query_scalar("SELECT s3_key FROM memories WHERE id = $1")
@@ -493,13 +470,7 @@ async fn a_ready_memory_comes_with_a_short_lived_presigned_download_url() {
 
 #[tokio::test]
 async fn the_feed_is_a_503_within_its_bound_when_the_database_is_down() {
-    let limits = DbLimits {
-        acquire_timeout: Duration::from_secs(1),
-        statement_timeout: Duration::from_secs(1),
-        max_connections: 1,
-    };
-    let pool = lazy_pool(&Secret::new(unreachable_database_url()), limits).unwrap();
-    let deps = deps(pool).await;
+    let deps = deps(refused_pool()).await;
 
     for req in [feed(ALICE, &[]), one(ALICE, &Uuid::new_v4().to_string())] {
         let started = Instant::now();
@@ -515,21 +486,7 @@ async fn the_feed_is_a_503_within_its_bound_when_the_database_is_down() {
 
 #[tokio::test]
 async fn the_feed_is_a_503_when_the_database_accepts_but_never_answers() {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let port = listener.local_addr().unwrap().port();
-    tokio::spawn(async move {
-        let mut held = Vec::new();
-        while let Ok((sock, _)) = listener.accept().await {
-            held.push(sock);
-        }
-    });
-    let limits = DbLimits {
-        acquire_timeout: Duration::from_secs(10),
-        statement_timeout: Duration::from_secs(10),
-        max_connections: 1,
-    };
-    let url = Secret::new(format!("postgres://postgres@127.0.0.1:{port}/encache"));
-    let deps = deps(lazy_pool(&url, limits).unwrap()).await;
+    let deps = deps(silent_pool().await).await;
 
     let started = Instant::now();
     let (status, body) = call(&deps, feed(ALICE, &[])).await;
@@ -561,7 +518,7 @@ async fn a_request_without_a_caller_is_a_401_and_an_unknown_route_a_404() {
 #[tokio::test]
 async fn the_download_url_fetches_the_memory_bytes_from_s3() {
     let db = TestDb::new().await;
-    let alice = user(&db.pool, ALICE).await;
+    let alice = insert_user(&db.pool, ALICE).await;
     let ready = memories(&db.pool, alice, "ready", 1, 0).await[0];
     let key: String = sqlx::query_scalar("SELECT s3_key FROM memories WHERE id = $1")
         .bind(ready)
