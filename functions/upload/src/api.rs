@@ -1,0 +1,379 @@
+//! `POST /v1/memories/uploads`: validate the declaration, record a pending memory and
+//! hand back a presigned PUT that S3 only accepts with the declared type and length.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use anyhow::Context;
+use aws_lambda_events::apigw::{ApiGatewayV2httpRequest, ApiGatewayV2httpResponse};
+use aws_sdk_s3::presigning::{PresignedRequest, PresigningConfig};
+use encache_shared::ApiError;
+use encache_shared::http::{Caller, json_body, request_id, respond};
+use lambda_runtime::{Error, LambdaEvent};
+use serde::{Deserialize, Serialize};
+use sqlx::PgPool;
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use crate::keys::object_key;
+use crate::settings::ApiSettings;
+use crate::store::{self, NewMemory};
+
+pub const MAX_FILE_NAME_CHARS: usize = 255;
+pub const MAX_TITLE_CHARS: usize = 200;
+
+/// The request body. Unknown fields are ignored.
+#[derive(Debug, Deserialize)]
+pub struct CreateUpload {
+    pub content_type: String,
+    /// Signed, so that a negative value is reported as such rather than as a type error.
+    pub size_bytes: i64,
+    #[serde(default)]
+    pub file_name: Option<String>,
+    #[serde(default)]
+    pub title: Option<String>,
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    pub captured_at: Option<OffsetDateTime>,
+}
+
+/// The 201 body: where and how to PUT the bytes.
+#[derive(Debug, Serialize)]
+pub struct UploadTicket {
+    pub memory_id: Uuid,
+    pub upload_url: String,
+    pub method: String,
+    /// Headers the PUT must carry exactly as given; they are part of the signature.
+    pub headers: BTreeMap<String, String>,
+    #[serde(with = "time::serde::rfc3339")]
+    pub expires_at: OffsetDateTime,
+}
+
+/// A declaration that passed validation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Declared {
+    pub content_type: String,
+    pub size_bytes: i64,
+    pub file_name: Option<String>,
+    pub title: Option<String>,
+    pub captured_at: Option<OffsetDateTime>,
+}
+
+pub async fn handle(
+    event: LambdaEvent<ApiGatewayV2httpRequest>,
+    pool: &PgPool,
+    s3: &aws_sdk_s3::Client,
+    settings: &ApiSettings,
+) -> Result<ApiGatewayV2httpResponse, Error> {
+    let req = &event.payload;
+    let result = create_upload(req, pool, s3, settings, SystemTime::now())
+        .await
+        .map(|ticket| (201, ticket));
+    Ok(respond(result, request_id(req)))
+}
+
+/// The whole use case, with the clock passed in. Everything is validated and signed
+/// before the first write, so a rejected request leaves no trace.
+pub async fn create_upload(
+    req: &ApiGatewayV2httpRequest,
+    pool: &PgPool,
+    s3: &aws_sdk_s3::Client,
+    settings: &ApiSettings,
+    now: SystemTime,
+) -> Result<UploadTicket, ApiError> {
+    let caller = Caller::from_request(req)?;
+    let declared = validate(json_body::<CreateUpload>(req)?, settings)?;
+
+    // Whole seconds: SigV4 dates have no fraction, and the row should say the same.
+    let now = whole_seconds(now);
+    let expires_at = OffsetDateTime::from(now + settings.url_expiry);
+
+    let user_id = store::resolve_user(pool, &caller).await?.ok_or_else(|| {
+        ApiError::Unauthorized(
+            "no profile for this identity yet: sign in with a token that carries an email".into(),
+        )
+    })?;
+    let memory_id = Uuid::new_v4();
+    let key = object_key(user_id, memory_id);
+    let presigned = presign_put(
+        s3,
+        &settings.bucket,
+        &key,
+        &declared.content_type,
+        declared.size_bytes,
+        now,
+        settings.url_expiry,
+    )
+    .await?;
+
+    store::insert_pending(
+        pool,
+        &NewMemory {
+            id: memory_id,
+            user_id,
+            s3_key: &key,
+            title: declared.title.as_deref(),
+            file_name: declared.file_name.as_deref(),
+            content_type: &declared.content_type,
+            size_bytes: declared.size_bytes,
+            captured_at: declared.captured_at,
+            upload_expires_at: expires_at,
+        },
+    )
+    .await?;
+    tracing::info!(%memory_id, %user_id, size_bytes = declared.size_bytes,
+        content_type = %declared.content_type, "upload created");
+
+    Ok(UploadTicket {
+        memory_id,
+        upload_url: presigned.uri().to_owned(),
+        method: presigned.method().to_owned(),
+        headers: presigned
+            .headers()
+            .map(|(k, v)| (k.to_ascii_lowercase(), v.to_owned()))
+            .collect(),
+        expires_at,
+    })
+}
+
+/// Checks a declaration against the configured allowlist and limits; every error names
+/// its field.
+pub fn validate(body: CreateUpload, settings: &ApiSettings) -> Result<Declared, ApiError> {
+    let content_type = body.content_type.trim().to_ascii_lowercase();
+    if content_type.is_empty() {
+        return Err(ApiError::invalid_field("content_type", "is required"));
+    }
+    if !settings.allowed_content_types.contains(&content_type) {
+        return Err(ApiError::invalid_field(
+            "content_type",
+            format!(
+                "{content_type:?} is not accepted; accepted types: {}",
+                settings.allowed_content_types.join(", ")
+            ),
+        ));
+    }
+    if body.size_bytes <= 0 {
+        return Err(ApiError::invalid_field(
+            "size_bytes",
+            "must be greater than zero",
+        ));
+    }
+    if body.size_bytes > settings.max_size_bytes {
+        return Err(ApiError::invalid_field(
+            "size_bytes",
+            format!("must be at most {} bytes", settings.max_size_bytes),
+        ));
+    }
+    Ok(Declared {
+        content_type,
+        size_bytes: body.size_bytes,
+        file_name: text_field("file_name", body.file_name, MAX_FILE_NAME_CHARS)?,
+        title: text_field("title", body.title, MAX_TITLE_CHARS)?,
+        captured_at: body.captured_at,
+    })
+}
+
+/// An optional label: trimmed, blank counts as absent, bounded, no control characters.
+fn text_field(name: &str, value: Option<String>, max: usize) -> Result<Option<String>, ApiError> {
+    let Some(value) = value.map(|v| v.trim().to_owned()).filter(|v| !v.is_empty()) else {
+        return Ok(None);
+    };
+    if value.chars().count() > max {
+        return Err(ApiError::invalid_field(
+            name,
+            format!("must be at most {max} characters"),
+        ));
+    }
+    if value.chars().any(char::is_control) {
+        return Err(ApiError::invalid_field(
+            name,
+            "must not contain control characters",
+        ));
+    }
+    Ok(Some(value))
+}
+
+/// A presigned PUT made by the SDK. Content type and length are set on the request, so
+/// they are signed headers: S3 refuses a PUT that sends anything else.
+pub async fn presign_put(
+    s3: &aws_sdk_s3::Client,
+    bucket: &str,
+    key: &str,
+    content_type: &str,
+    size_bytes: i64,
+    start: SystemTime,
+    expires_in: Duration,
+) -> Result<PresignedRequest, ApiError> {
+    let config = PresigningConfig::builder()
+        .start_time(start)
+        .expires_in(expires_in)
+        .build()
+        .context("building the presigning config")?;
+    let presigned = s3
+        .put_object()
+        .bucket(bucket)
+        .key(key)
+        .content_type(content_type)
+        .content_length(size_bytes)
+        .presigned(config)
+        .await
+        .context("presigning the upload")?;
+    Ok(presigned)
+}
+
+fn whole_seconds(t: SystemTime) -> SystemTime {
+    let secs = t
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or_default();
+    UNIX_EPOCH + Duration::from_secs(secs)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use aws_sdk_s3::config::{BehaviorVersion, Credentials, Region};
+
+    fn s3() -> aws_sdk_s3::Client {
+        let config = aws_sdk_s3::Config::builder()
+            .behavior_version(BehaviorVersion::latest())
+            .region(Region::new("eu-west-1"))
+            .credentials_provider(Credentials::new("AKIDEXAMPLE", "secret", None, None, "t"))
+            .build();
+        aws_sdk_s3::Client::from_conf(config)
+    }
+
+    fn settings() -> ApiSettings {
+        ApiSettings {
+            bucket: "encache-uploads".into(),
+            allowed_content_types: vec!["image/jpeg".into(), "video/mp4".into()],
+            max_size_bytes: 1000,
+            url_expiry: Duration::from_secs(900),
+        }
+    }
+
+    fn query(url: &str, name: &str) -> Option<String> {
+        let (_, q) = url.split_once('?')?;
+        q.split('&')
+            .filter_map(|pair| pair.split_once('='))
+            .find(|(k, _)| *k == name)
+            .map(|(_, v)| {
+                percent_encoding::percent_decode_str(v)
+                    .decode_utf8_lossy()
+                    .into_owned()
+            })
+    }
+
+    async fn presign(content_type: &str, size: i64) -> PresignedRequest {
+        presign_put(
+            &s3(),
+            "encache-uploads",
+            "users/u/memories/m",
+            content_type,
+            size,
+            UNIX_EPOCH + Duration::from_secs(1_795_273_701),
+            Duration::from_secs(900),
+        )
+        .await
+        .unwrap()
+    }
+
+    #[tokio::test]
+    async fn the_presigned_put_signs_content_type_and_length_and_expires_in_fifteen_minutes() {
+        let p = presign("image/jpeg", 123).await;
+
+        assert_eq!(p.method(), "PUT");
+        assert_eq!(
+            query(p.uri(), "X-Amz-SignedHeaders").as_deref(),
+            Some("content-length;content-type;host")
+        );
+        assert_eq!(query(p.uri(), "X-Amz-Expires").as_deref(), Some("900"));
+        assert_eq!(
+            query(p.uri(), "X-Amz-Date").as_deref(),
+            Some("20261121T150821Z")
+        );
+        assert!(query(p.uri(), "X-Amz-Signature").is_some());
+        let headers: BTreeMap<_, _> = p.headers().collect();
+        assert_eq!(headers.get("content-type"), Some(&"image/jpeg"));
+        assert_eq!(headers.get("content-length"), Some(&"123"));
+    }
+
+    #[tokio::test]
+    async fn another_type_or_length_yields_another_signature() {
+        let sig = |p: PresignedRequest| query(p.uri(), "X-Amz-Signature").unwrap();
+        let base = sig(presign("image/jpeg", 123).await);
+        assert_eq!(base, sig(presign("image/jpeg", 123).await));
+        assert_ne!(base, sig(presign("image/png", 123).await));
+        assert_ne!(base, sig(presign("image/jpeg", 124).await));
+    }
+
+    fn body(json: serde_json::Value) -> CreateUpload {
+        serde_json::from_value(json).unwrap()
+    }
+
+    fn rejected(json: serde_json::Value) -> String {
+        let err = validate(body(json), &settings()).unwrap_err();
+        assert_eq!((err.status(), err.code()), (400, "invalid_request"));
+        err.to_string()
+    }
+
+    #[test]
+    fn a_valid_declaration_is_normalised() {
+        let d = validate(
+            body(serde_json::json!({
+                "content_type": " Image/JPEG ", "size_bytes": 1000,
+                "file_name": "  beach.jpg ", "title": "", "captured_at": "2026-11-20T10:00:00Z"
+            })),
+            &settings(),
+        )
+        .unwrap();
+        assert_eq!(d.content_type, "image/jpeg");
+        assert_eq!(d.file_name.as_deref(), Some("beach.jpg"));
+        assert_eq!(d.title, None);
+        assert!(d.captured_at.is_some());
+    }
+
+    #[test]
+    fn sizes_must_be_positive_and_within_the_maximum() {
+        for size in [0, -1, 1001] {
+            let msg =
+                rejected(serde_json::json!({"content_type": "image/jpeg", "size_bytes": size}));
+            assert!(msg.starts_with("size_bytes:"), "{msg}");
+        }
+    }
+
+    #[test]
+    fn a_type_outside_the_allowlist_is_named() {
+        let msg = rejected(serde_json::json!({"content_type": "text/html", "size_bytes": 5}));
+        assert!(msg.starts_with("content_type:"), "{msg}");
+    }
+
+    #[test]
+    fn over_long_or_control_character_labels_are_named() {
+        let long = "x".repeat(MAX_FILE_NAME_CHARS + 1);
+        let msg = rejected(
+            serde_json::json!({"content_type": "image/jpeg", "size_bytes": 5, "file_name": long}),
+        );
+        assert!(msg.starts_with("file_name:"), "{msg}");
+        let long = "é".repeat(MAX_TITLE_CHARS + 1);
+        let msg = rejected(
+            serde_json::json!({"content_type": "image/jpeg", "size_bytes": 5, "title": long}),
+        );
+        assert!(msg.starts_with("title:"), "{msg}");
+        let msg = rejected(
+            serde_json::json!({"content_type": "image/jpeg", "size_bytes": 5, "file_name": "a\u{0}b"}),
+        );
+        assert!(msg.starts_with("file_name:"), "{msg}");
+    }
+
+    #[test]
+    fn a_title_of_exactly_the_maximum_is_accepted() {
+        let title = "é".repeat(MAX_TITLE_CHARS);
+        assert!(
+            validate(
+                body(serde_json::json!({"content_type": "image/jpeg", "size_bytes": 5, "title": title})),
+                &settings()
+            )
+            .is_ok()
+        );
+    }
+}

@@ -1,0 +1,17 @@
+use encache_shared::config::{Env, ProcessEnv};
+use encache_shared::{aws, db, telemetry};
+use encache_upload::{ApiSettings, api};
+use lambda_runtime::{Error, run, service_fn};
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    telemetry::init();
+    let env = Env::new(&ProcessEnv);
+    let settings = ApiSettings::from_env(&env)?;
+    let pool = db::pool_from_env(&env).await?;
+    let s3 = aws::s3_client(&aws::sdk_config().await);
+    run(service_fn(|event| {
+        api::handle(event, &pool, &s3, &settings)
+    }))
+    .await
+}

@@ -1,0 +1,13 @@
+use encache_shared::config::{Env, ProcessEnv};
+use encache_shared::{db, telemetry};
+use encache_upload::{ExpirySettings, expiry};
+use lambda_runtime::{Error, run, service_fn};
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    telemetry::init();
+    let env = Env::new(&ProcessEnv);
+    let settings = ExpirySettings::from_env(&env)?;
+    let pool = db::pool_from_env(&env).await?;
+    run(service_fn(|event| expiry::handle(event, &pool, settings))).await
+}

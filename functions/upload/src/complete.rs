@@ -1,0 +1,484 @@
+//! The completion handler: S3 `ObjectCreated:*` records settle pending memories.
+//!
+//! Delivery is at least once and unordered, so every step is idempotent: the state
+//! change is one conditional UPDATE keyed on the S3 sequencer, and deleting an object
+//! twice is harmless. Each record gets its own result; the invocation fails (and Lambda
+//! retries the whole event) only when some record hit a failure a retry can fix.
+
+use std::sync::Arc;
+
+use aws_lambda_events::s3::{S3Event, S3EventRecord};
+use aws_sdk_s3::config::http::HttpResponse;
+use aws_sdk_s3::error::{DisplayErrorContext, SdkError};
+use aws_sdk_s3::operation::head_object::HeadObjectOutput;
+use encache_shared::db::is_unavailable;
+use lambda_runtime::{Diagnostic, LambdaEvent};
+use serde::Serialize;
+use sqlx::PgPool;
+use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
+use tracing::Instrument;
+use uuid::Uuid;
+
+use crate::keys::{Sequencer, decode_event_key, is_newer};
+use crate::settings::CompleteSettings;
+use crate::store::{self, StoredMemory, Verdict};
+
+/// What happened to one record.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "outcome", rename_all = "snake_case")]
+pub enum Outcome {
+    /// The object matches its declaration; the memory is ready.
+    Ready { memory_id: Uuid },
+    /// The object did not match; the memory failed and the object was deleted.
+    Failed { memory_id: Uuid, reason: String },
+    /// This event (or a later one) was already applied: nothing changed.
+    AlreadyApplied { memory_id: Uuid },
+    /// The object is no longer there (a later event will settle the memory, or a
+    /// previous delivery already deleted it).
+    ObjectGone { memory_id: Uuid },
+    /// The object belongs to no memory, or to one that is failed or expired: deleted.
+    Discarded {
+        memory_id: Option<Uuid>,
+        why: String,
+    },
+    /// Not ours to handle (another bucket, another event type).
+    Ignored { why: String },
+    /// Failed in a way a retry may fix (database unavailable, S3 5xx or timeout).
+    Retryable { error: String },
+    /// Failed in a way no retry fixes; logged for a human.
+    Permanent { error: String },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RecordResult {
+    /// The decoded object key, when there was one.
+    pub key: Option<String>,
+    #[serde(flatten)]
+    pub outcome: Outcome,
+}
+
+/// The function's return value: one result per record, in event order.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct CompletionReport {
+    pub results: Vec<RecordResult>,
+}
+
+impl CompletionReport {
+    pub fn retryable(&self) -> impl Iterator<Item = &RecordResult> {
+        self.results
+            .iter()
+            .filter(|r| matches!(r.outcome, Outcome::Retryable { .. }))
+    }
+}
+
+/// Some records failed in a way a retry may fix; the others' effects are already
+/// applied and a redelivery re-applies nothing.
+#[derive(Debug, thiserror::Error)]
+#[error("{failed} of {total} records failed temporarily and should be retried; first: {first}")]
+pub struct RetryableFailure {
+    pub failed: usize,
+    pub total: usize,
+    pub first: String,
+}
+
+impl From<RetryableFailure> for Diagnostic {
+    fn from(e: RetryableFailure) -> Self {
+        Diagnostic {
+            error_type: "Retryable".into(),
+            error_message: e.to_string(),
+        }
+    }
+}
+
+pub async fn handle(
+    event: LambdaEvent<S3Event>,
+    pool: &PgPool,
+    s3: &aws_sdk_s3::Client,
+    settings: &CompleteSettings,
+) -> Result<CompletionReport, RetryableFailure> {
+    let report = process(event.payload, pool, s3, settings).await;
+    let failed: Vec<_> = report.retryable().collect();
+    if let Some(first) = failed.first() {
+        let first = match &first.outcome {
+            Outcome::Retryable { error } => error.clone(),
+            _ => String::new(),
+        };
+        return Err(RetryableFailure {
+            failed: failed.len(),
+            total: report.results.len(),
+            first,
+        });
+    }
+    Ok(report)
+}
+
+/// Processes every record, up to `settings.concurrency` at once, and reports each.
+pub async fn process(
+    event: S3Event,
+    pool: &PgPool,
+    s3: &aws_sdk_s3::Client,
+    settings: &CompleteSettings,
+) -> CompletionReport {
+    let limit = Arc::new(Semaphore::new(settings.concurrency));
+    let mut tasks = JoinSet::new();
+    let total = event.records.len();
+    for (index, record) in event.records.into_iter().enumerate() {
+        let (pool, s3, bucket, limit) = (
+            pool.clone(),
+            s3.clone(),
+            settings.bucket.clone(),
+            limit.clone(),
+        );
+        let span = tracing::info_span!("s3_record", index, key = ?record.s3.object.key,
+            sequencer = ?record.s3.object.sequencer);
+        tasks.spawn(
+            async move {
+                let _permit = limit.acquire_owned().await;
+                let result = process_record(&record, &pool, &s3, &bucket).await;
+                log_result(&result);
+                (index, result)
+            }
+            .instrument(span),
+        );
+    }
+    let mut results: Vec<Option<RecordResult>> = vec![None; total];
+    while let Some(joined) = tasks.join_next().await {
+        match joined {
+            Ok((index, result)) => results[index] = Some(result),
+            Err(e) => tracing::error!(error = %e, "record task did not finish"),
+        }
+    }
+    CompletionReport {
+        results: results
+            .into_iter()
+            .map(|r| {
+                r.unwrap_or(RecordResult {
+                    key: None,
+                    outcome: Outcome::Retryable {
+                        error: "record task did not finish".into(),
+                    },
+                })
+            })
+            .collect(),
+    }
+}
+
+fn log_result(result: &RecordResult) {
+    let key = result.key.as_deref().unwrap_or("");
+    match &result.outcome {
+        Outcome::Ready { memory_id } => tracing::info!(%memory_id, key, "upload completed"),
+        Outcome::Failed { memory_id, reason } => {
+            tracing::warn!(%memory_id, key, reason, "upload rejected; object deleted")
+        }
+        Outcome::AlreadyApplied { memory_id } => {
+            tracing::info!(%memory_id, key, "event already applied")
+        }
+        Outcome::ObjectGone { memory_id } => {
+            tracing::info!(%memory_id, key, "object no longer exists")
+        }
+        Outcome::Discarded { memory_id, why } => {
+            tracing::warn!(memory_id = ?memory_id, key, why, "object deleted")
+        }
+        Outcome::Ignored { why } => tracing::info!(key, why, "record ignored"),
+        Outcome::Retryable { error } => tracing::warn!(key, error, "record will be retried"),
+        Outcome::Permanent { error } => tracing::error!(key, error, "record failed permanently"),
+    }
+}
+
+/// One record, start to finish. Never panics; every failure becomes an [`Outcome`].
+pub async fn process_record(
+    record: &S3EventRecord,
+    pool: &PgPool,
+    s3: &aws_sdk_s3::Client,
+    bucket: &str,
+) -> RecordResult {
+    let object = &record.s3.object;
+    let Some(raw_key) = object.key.as_deref() else {
+        return result(
+            None,
+            Outcome::Permanent {
+                error: "record has no object key".into(),
+            },
+        );
+    };
+    let Some(key) = decode_event_key(raw_key) else {
+        return result(
+            None,
+            Outcome::Permanent {
+                error: format!("object key {raw_key:?} does not decode to UTF-8"),
+            },
+        );
+    };
+    let outcome = settle(record, &key, pool, s3, bucket).await;
+    result(Some(key), outcome.unwrap_or_else(|e| e))
+}
+
+fn result(key: Option<String>, outcome: Outcome) -> RecordResult {
+    RecordResult { key, outcome }
+}
+
+async fn settle(
+    record: &S3EventRecord,
+    key: &str,
+    pool: &PgPool,
+    s3: &aws_sdk_s3::Client,
+    bucket: &str,
+) -> Result<Outcome, Outcome> {
+    if record.s3.bucket.name.as_deref() != Some(bucket) {
+        return Ok(Outcome::Ignored {
+            why: format!(
+                "record is for bucket {:?}, not {bucket:?}",
+                record.s3.bucket.name
+            ),
+        });
+    }
+    let event_name = record.event_name.as_deref().unwrap_or("");
+    if !event_name.starts_with("ObjectCreated:") {
+        return Ok(Outcome::Ignored {
+            why: format!("event {event_name:?} is not an object creation"),
+        });
+    }
+    let sequencer = Sequencer::parse(record.s3.object.sequencer.as_deref());
+
+    let Some(memory) = store::find_by_key(pool, key).await.map_err(db_failure)? else {
+        delete(s3, bucket, key).await?;
+        return Ok(Outcome::Discarded {
+            memory_id: None,
+            why: "no memory has this key".into(),
+        });
+    };
+    if let Some(discarded) = discard_if_settled(&memory, s3, bucket, key).await? {
+        return Ok(discarded);
+    }
+    if !is_newer(sequencer.as_ref(), memory.last_sequencer.as_deref()) {
+        return Ok(Outcome::AlreadyApplied {
+            memory_id: memory.id,
+        });
+    }
+
+    let head = match s3.head_object().bucket(bucket).key(key).send().await {
+        Ok(head) => head,
+        Err(e) => {
+            return match classify(&e) {
+                S3Failure::NotFound => Ok(Outcome::ObjectGone {
+                    memory_id: memory.id,
+                }),
+                other => Err(other.into_outcome("HeadObject")),
+            };
+        }
+    };
+    let judged = judge(&memory, &head);
+    let moved = store::apply_verdict(pool, memory.id, sequencer.as_ref(), &judged.verdict())
+        .await
+        .map_err(db_failure)?;
+    if !moved {
+        // Another delivery got there first; if it settled the memory as failed or the
+        // sweep expired it meanwhile, this object must still go.
+        let now = store::find_by_key(pool, key).await.map_err(db_failure)?;
+        if let Some(memory) = now {
+            if let Some(discarded) = discard_if_settled(&memory, s3, bucket, key).await? {
+                return Ok(discarded);
+            }
+            return Ok(Outcome::AlreadyApplied {
+                memory_id: memory.id,
+            });
+        }
+        return Ok(Outcome::AlreadyApplied {
+            memory_id: memory.id,
+        });
+    }
+    match judged.mismatch {
+        None => Ok(Outcome::Ready {
+            memory_id: memory.id,
+        }),
+        Some(reason) => {
+            delete(s3, bucket, key).await?;
+            Ok(Outcome::Failed {
+                memory_id: memory.id,
+                reason,
+            })
+        }
+    }
+}
+
+/// Objects of failed or expired memories are never kept.
+async fn discard_if_settled(
+    memory: &StoredMemory,
+    s3: &aws_sdk_s3::Client,
+    bucket: &str,
+    key: &str,
+) -> Result<Option<Outcome>, Outcome> {
+    if !matches!(memory.status.as_str(), "failed" | "expired") {
+        return Ok(None);
+    }
+    delete(s3, bucket, key).await?;
+    Ok(Some(Outcome::Discarded {
+        memory_id: Some(memory.id),
+        why: format!("the memory is {}", memory.status),
+    }))
+}
+
+/// What `HeadObject` says about the object, against what was declared.
+struct Judged {
+    mismatch: Option<String>,
+    content_type: Option<String>,
+    size: Option<i64>,
+    etag: Option<String>,
+}
+
+impl Judged {
+    fn verdict(&self) -> Verdict<'_> {
+        Verdict {
+            status: if self.mismatch.is_none() {
+                "ready"
+            } else {
+                "failed"
+            },
+            reason: self.mismatch.as_deref(),
+            actual_content_type: self.content_type.as_deref(),
+            actual_size_bytes: self.size,
+            etag: self.etag.as_deref(),
+        }
+    }
+}
+
+fn judge(memory: &StoredMemory, head: &HeadObjectOutput) -> Judged {
+    let size = head.content_length();
+    let content_type = head.content_type().map(|t| t.trim().to_ascii_lowercase());
+    let etag = head.e_tag().map(|e| e.trim_matches('"').to_owned());
+    let mut problems = Vec::new();
+    if size != Some(memory.declared_size_bytes) {
+        problems.push(format!(
+            "size mismatch: declared {} bytes, received {}",
+            memory.declared_size_bytes,
+            size.map_or_else(|| "unknown".to_owned(), |s| s.to_string())
+        ));
+    }
+    if content_type.as_deref() != Some(memory.declared_content_type.as_str()) {
+        problems.push(format!(
+            "content type mismatch: declared {}, received {}",
+            memory.declared_content_type,
+            content_type.as_deref().unwrap_or("none")
+        ));
+    }
+    Judged {
+        mismatch: (!problems.is_empty()).then(|| problems.join("; ")),
+        content_type,
+        size,
+        etag,
+    }
+}
+
+async fn delete(s3: &aws_sdk_s3::Client, bucket: &str, key: &str) -> Result<(), Outcome> {
+    match s3.delete_object().bucket(bucket).key(key).send().await {
+        Ok(_) => Ok(()),
+        Err(e) => match classify(&e) {
+            S3Failure::NotFound => Ok(()),
+            other => Err(other.into_outcome("DeleteObject")),
+        },
+    }
+}
+
+fn db_failure(e: sqlx::Error) -> Outcome {
+    if is_unavailable(&e) {
+        Outcome::Retryable {
+            error: format!("database unavailable: {e}"),
+        }
+    } else {
+        Outcome::Permanent {
+            error: format!("database query failed: {e}"),
+        }
+    }
+}
+
+enum S3Failure {
+    NotFound,
+    Retryable(String),
+    Permanent(String),
+}
+
+impl S3Failure {
+    fn into_outcome(self, operation: &str) -> Outcome {
+        match self {
+            Self::NotFound => Outcome::Permanent {
+                error: format!("{operation}: not found"),
+            },
+            Self::Retryable(e) => Outcome::Retryable {
+                error: format!("{operation}: {e}"),
+            },
+            Self::Permanent(e) => Outcome::Permanent {
+                error: format!("{operation}: {e}"),
+            },
+        }
+    }
+}
+
+/// 404 is an answer; throttling, 5xx, timeouts and broken connections may pass; any
+/// other 4xx (permissions, a missing bucket) needs a human.
+fn classify<E>(err: &SdkError<E, HttpResponse>) -> S3Failure
+where
+    E: std::error::Error + 'static,
+{
+    let text = DisplayErrorContext(err).to_string();
+    match err {
+        SdkError::ServiceError(_) => match err.raw_response().map(|r| r.status().as_u16()) {
+            Some(404) => S3Failure::NotFound,
+            Some(s) if s == 429 || s >= 500 => S3Failure::Retryable(text),
+            _ => S3Failure::Permanent(text),
+        },
+        SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => {
+            S3Failure::Retryable(text)
+        }
+        _ => S3Failure::Permanent(text),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use aws_sdk_s3::error::ErrorMetadata;
+    use aws_sdk_s3::operation::head_object::HeadObjectError;
+    use aws_sdk_s3::primitives::SdkBody;
+
+    fn service_error(status: u16) -> SdkError<HeadObjectError, HttpResponse> {
+        let raw = http::Response::builder()
+            .status(status)
+            .body(SdkBody::empty())
+            .unwrap();
+        SdkError::service_error(
+            HeadObjectError::generic(ErrorMetadata::builder().code("X").build()),
+            HttpResponse::try_from(raw).unwrap(),
+        )
+    }
+
+    #[test]
+    fn s3_server_errors_and_throttling_are_retryable_but_forbidden_is_not() {
+        for status in [500, 503, 429] {
+            assert!(matches!(
+                classify(&service_error(status)),
+                S3Failure::Retryable(_)
+            ));
+        }
+        assert!(matches!(classify(&service_error(404)), S3Failure::NotFound));
+        assert!(matches!(
+            classify(&service_error(403)),
+            S3Failure::Permanent(_)
+        ));
+    }
+
+    #[test]
+    fn a_retryable_failure_becomes_a_diagnostic_that_says_so() {
+        let d = Diagnostic::from(RetryableFailure {
+            failed: 1,
+            total: 3,
+            first: "HeadObject: 503".into(),
+        });
+        assert_eq!(d.error_type, "Retryable");
+        assert!(
+            d.error_message.contains("1 of 3 records"),
+            "{}",
+            d.error_message
+        );
+    }
+}
