@@ -49,7 +49,17 @@ step fmt cargo fmt --all -- --check
 step clippy env SQLX_OFFLINE=true cargo clippy --workspace --all-targets --locked -- -D warnings
 step sqlx-data scripts/sqlx-data.sh check
 step actionlint "$ENCACHE_VENV/bin/actionlint" .github/workflows/ci.yml
+step openapi "$ENCACHE_VENV/bin/openapi-spec-validator" docs/openapi.yaml
 step tests env SQLX_OFFLINE=true cargo nextest run --workspace --locked --profile ci
+# Infrastructure (scripts/check-infra.sh): Terraform, the contracts, the linters, and an
+# apply -> plan -> destroy of devops/ against the running moto emulator.
+for c in tf-fmt:fmt tf-validate:validate contracts:contracts cfn-lint:cfn-lint sam-validate:sam checkov:checkov tf-emulator:emulator; do
+  step "${c%%:*}" scripts/check-infra.sh "${c#*:}"
+done
+# Packaging (sam build, release, arm64) compiles the whole workspace again: opt-in.
+if [ "${ENCACHE_SAM_BUILD:-0}" = 1 ]; then
+  step sam-build scripts/build.sh
+fi
 
 summary
 if [ "$failed" -ne 0 ]; then
