@@ -1,0 +1,50 @@
+//! `encache-local invoke`: one synchronous invocation, like `sam local invoke`.
+
+use std::io::Read;
+use std::path::Path;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use axum::body::Bytes;
+
+use crate::runtime::Runtime;
+use crate::stack::Stack;
+
+pub async fn run(
+    stack: &Stack,
+    logical_id: &str,
+    event: Option<&Path>,
+) -> anyhow::Result<ExitCode> {
+    let payload = read_event(event)?;
+    let runtime = Runtime::new(vec![stack.function_spec(logical_id)?]);
+    let result = runtime.invoke(logical_id, payload).await;
+    runtime.shutdown().await;
+    match result {
+        Ok(body) => {
+            println!("{}", String::from_utf8_lossy(&body));
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            println!("{}", e.payload());
+            Ok(ExitCode::FAILURE)
+        }
+    }
+}
+
+fn read_event(event: Option<&Path>) -> anyhow::Result<Bytes> {
+    let text = match event {
+        None => "{}".to_owned(),
+        Some(p) if p == Path::new("-") => {
+            let mut s = String::new();
+            std::io::stdin()
+                .read_to_string(&mut s)
+                .context("reading the event from stdin")?;
+            s
+        }
+        Some(p) => std::fs::read_to_string(p)
+            .with_context(|| format!("reading the event {}", p.display()))?,
+    };
+    serde_json::from_str::<serde_json::Value>(&text).context("the event is not JSON")?;
+    Ok(Bytes::from(text))
+}

@@ -1,0 +1,262 @@
+//! What the template declares and the functions use, created in the AWS emulator:
+//! buckets with their notifications (to queues the local runtime polls), topics, SSM
+//! parameters with their local values, and (for `--init`) a Cognito user pool and app
+//! client. Every step is idempotent: the emulator forgets everything when it stops.
+
+use anyhow::Context;
+use aws_sdk_s3::types::{
+    Event, FilterRule, FilterRuleName, NotificationConfiguration, NotificationConfigurationFilter,
+    QueueConfiguration, S3KeyFilter,
+};
+
+use crate::stack::Stack;
+use crate::template::{EventKind, LOCAL_ACCOUNT_ID};
+
+/// One bucket notification the runtime delivers: objects in `bucket` → `function`.
+#[derive(Debug, Clone)]
+pub struct S3Subscription {
+    pub function: String,
+    pub bucket: String,
+    pub queue_name: String,
+    pub prefix: Option<String>,
+    pub suffix: Option<String>,
+}
+
+/// The queue name for one function's S3 event (SQS names: 80 chars of [A-Za-z0-9_-]).
+fn queue_name(stack_name: &str, function: &str, event: &str) -> String {
+    let name: String = format!("{stack_name}-{function}-{event}")
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '-'
+            }
+        })
+        .collect();
+    name.chars().take(80).collect()
+}
+
+/// Every S3 event of the template's functions, with local names.
+pub fn s3_subscriptions(stack: &Stack) -> anyhow::Result<Vec<S3Subscription>> {
+    let resolver = stack.resolver();
+    let mut subs = Vec::new();
+    for f in stack.functions()? {
+        for ev in &f.events {
+            if let EventKind::S3 {
+                bucket,
+                prefix,
+                suffix,
+                ..
+            } = &ev.kind
+            {
+                subs.push(S3Subscription {
+                    function: f.logical_id.clone(),
+                    bucket: resolver.physical_name(bucket).with_context(|| {
+                        format!("{}.{}: the bucket name", f.logical_id, ev.name)
+                    })?,
+                    queue_name: queue_name(&resolver.stack_name, &f.logical_id, &ev.name),
+                    prefix: prefix.clone(),
+                    suffix: suffix.clone(),
+                });
+            }
+        }
+    }
+    Ok(subs)
+}
+
+/// Creates the buckets, queues and notifications; returns the subscriptions with queue URLs.
+pub async fn s3(
+    stack: &Stack,
+    sdk: &aws_config::SdkConfig,
+) -> anyhow::Result<Vec<(S3Subscription, String)>> {
+    let s3 = encache_shared::aws::s3_client(sdk);
+    let sqs = aws_sdk_sqs::Client::new(sdk);
+    let resolver = stack.resolver();
+    // Every bucket the template declares exists locally, subscribed or not.
+    for (id, res) in &stack.template.resources {
+        if res.kind == "AWS::S3::Bucket" {
+            create_bucket(&s3, &resolver.physical_name(id)?).await?;
+        }
+    }
+    let subs = s3_subscriptions(stack)?;
+    let mut out = Vec::new();
+    let mut per_bucket: std::collections::BTreeMap<String, Vec<QueueConfiguration>> =
+        Default::default();
+    for sub in subs {
+        let url = sqs
+            .create_queue()
+            .queue_name(&sub.queue_name)
+            .send()
+            .await
+            .with_context(|| format!("creating the queue {}", sub.queue_name))?
+            .queue_url
+            .context("the emulator returned no queue URL")?;
+        let arn = format!(
+            "arn:aws:sqs:{}:{LOCAL_ACCOUNT_ID}:{}",
+            stack.config.region, sub.queue_name
+        );
+        let events = stack
+            .template
+            .functions
+            .get(&sub.function)
+            .into_iter()
+            .flat_map(|f| f.events.iter())
+            .find_map(|e| match &e.kind {
+                EventKind::S3 { events, .. }
+                    if queue_name(&resolver.stack_name, &sub.function, &e.name)
+                        == sub.queue_name =>
+                {
+                    Some(events.clone())
+                }
+                _ => None,
+            })
+            .unwrap_or_default();
+        let mut rules = Vec::new();
+        for (name, value) in [
+            (FilterRuleName::Prefix, &sub.prefix),
+            (FilterRuleName::Suffix, &sub.suffix),
+        ] {
+            if let Some(v) = value {
+                rules.push(FilterRule::builder().name(name).value(v).build());
+            }
+        }
+        let mut config = QueueConfiguration::builder()
+            .id(sub.queue_name.clone())
+            .queue_arn(arn)
+            .set_events(Some(
+                events.iter().map(|e| Event::from(e.as_str())).collect(),
+            ));
+        if !rules.is_empty() {
+            config = config.filter(
+                NotificationConfigurationFilter::builder()
+                    .key(S3KeyFilter::builder().set_filter_rules(Some(rules)).build())
+                    .build(),
+            );
+        }
+        per_bucket
+            .entry(sub.bucket.clone())
+            .or_default()
+            .push(config.build().context("a queue notification")?);
+        out.push((sub, url));
+    }
+    for (bucket, configs) in per_bucket {
+        s3.put_bucket_notification_configuration()
+            .bucket(&bucket)
+            .notification_configuration(
+                NotificationConfiguration::builder()
+                    .set_queue_configurations(Some(configs))
+                    .build(),
+            )
+            .send()
+            .await
+            .with_context(|| format!("setting the notifications of bucket {bucket}"))?;
+    }
+    Ok(out)
+}
+
+async fn create_bucket(s3: &aws_sdk_s3::Client, name: &str) -> anyhow::Result<()> {
+    match s3.create_bucket().bucket(name).send().await {
+        Ok(_) => Ok(()),
+        Err(e) => {
+            let service = e.as_service_error();
+            if service
+                .is_some_and(|s| s.is_bucket_already_owned_by_you() || s.is_bucket_already_exists())
+            {
+                Ok(())
+            } else {
+                Err(anyhow::Error::new(e).context(format!("creating bucket {name}")))
+            }
+        }
+    }
+}
+
+/// SSM-typed parameters get their local values under their SSM names, as Terraform would
+/// have written them.
+pub async fn ssm_parameters(stack: &Stack, sdk: &aws_config::SdkConfig) -> anyhow::Result<usize> {
+    let ssm = aws_sdk_ssm::Client::new(sdk);
+    let values = stack.env.parameter_values(&stack.template);
+    let mut n = 0;
+    for (name, def) in &stack.template.parameters {
+        let (Some(value), Some(serde_yaml::Value::String(path))) = (values.get(name), &def.default)
+        else {
+            continue;
+        };
+        if !def.is_ssm() {
+            continue;
+        }
+        ssm.put_parameter()
+            .name(path)
+            .value(value)
+            .r#type(aws_sdk_ssm::types::ParameterType::String)
+            .overwrite(true)
+            .send()
+            .await
+            .with_context(|| format!("writing SSM parameter {path}"))?;
+        n += 1;
+    }
+    // Secrets the functions read by name (`*_PARAMETER` variables): a random local value
+    // when the emulator has none, so no secret is ever written in a file.
+    let resolver = stack.resolver();
+    let mut names = std::collections::BTreeSet::new();
+    for f in stack.template.functions.values() {
+        if let Ok(vars) = crate::env::declared_env(f, &resolver, &stack.env) {
+            names.extend(
+                vars.into_iter()
+                    .filter(|(k, v)| k.ends_with("_PARAMETER") && v.starts_with('/'))
+                    .map(|(_, v)| v),
+            );
+        }
+    }
+    for name in names {
+        if ssm.get_parameter().name(&name).send().await.is_ok() {
+            continue;
+        }
+        ssm.put_parameter()
+            .name(&name)
+            .value(uuid::Uuid::new_v4().simple().to_string())
+            .r#type(aws_sdk_ssm::types::ParameterType::SecureString)
+            .send()
+            .await
+            .with_context(|| format!("writing the local secret {name}"))?;
+        eprintln!("==> created local secret {name} (random value)");
+        n += 1;
+    }
+    Ok(n)
+}
+
+/// A Cognito user pool and app client like the Terraform ones (email sign-in,
+/// `USER_PASSWORD_AUTH` for the local token command).
+pub async fn cognito(
+    sdk: &aws_config::SdkConfig,
+    pool_name: &str,
+) -> anyhow::Result<(String, String)> {
+    use aws_sdk_cognitoidentityprovider::types::{ExplicitAuthFlowsType, UsernameAttributeType};
+    let idp = aws_sdk_cognitoidentityprovider::Client::new(sdk);
+    let pool = idp
+        .create_user_pool()
+        .pool_name(pool_name)
+        .username_attributes(UsernameAttributeType::Email)
+        .auto_verified_attributes(
+            aws_sdk_cognitoidentityprovider::types::VerifiedAttributeType::Email,
+        )
+        .send()
+        .await
+        .context("creating the Cognito user pool")?
+        .user_pool
+        .and_then(|p| p.id)
+        .context("the emulator returned no pool id")?;
+    let client = idp
+        .create_user_pool_client()
+        .user_pool_id(&pool)
+        .client_name(format!("{pool_name}-app"))
+        .explicit_auth_flows(ExplicitAuthFlowsType::AllowUserPasswordAuth)
+        .explicit_auth_flows(ExplicitAuthFlowsType::AllowRefreshTokenAuth)
+        .send()
+        .await
+        .context("creating the Cognito app client")?
+        .user_pool_client
+        .and_then(|c| c.client_id)
+        .context("the emulator returned no client id")?;
+    Ok((pool, client))
+}

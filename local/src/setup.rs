@@ -1,0 +1,151 @@
+//! One-off setup steps: database migrations and the first-run local env files.
+
+use std::path::Path;
+
+use anyhow::Context;
+use serde_json::{Value, json};
+
+use crate::stack::Stack;
+
+/// Applies the schema (the same migrations every function embeds).
+pub async fn migrate(stack: &Stack) -> anyhow::Result<()> {
+    let url = std::env::var("DATABASE_URL")
+        .ok()
+        .filter(|u| !u.is_empty())
+        .or_else(|| stack.env.parameters.get("DATABASE_URL").cloned())
+        .context("no DATABASE_URL (set it, or put it in sam-env.local.json's Parameters)")?;
+    let pool = sqlx::postgres::PgPoolOptions::new()
+        .max_connections(1)
+        .acquire_timeout(std::time::Duration::from_secs(10))
+        .connect(&url)
+        .await
+        .context("connecting to the database")?;
+    encache_shared::db::MIGRATOR
+        .run(&pool)
+        .await
+        .context("applying the migrations")?;
+    pool.close().await;
+    Ok(())
+}
+
+/// Writes `sam-env.local.json` and `sam-container-env.local.json` from the example files,
+/// with what was just provisioned in the emulator (user pool, app client) and the local
+/// database and endpoint filled in.
+pub async fn init(
+    stack: &Stack,
+    env_example: &Path,
+    container_example: &Path,
+) -> anyhow::Result<()> {
+    let sdk = encache_shared::aws::sdk_config().await;
+    let pool_name = format!(
+        "encache-local-{}",
+        &uuid::Uuid::new_v4().simple().to_string()[..8]
+    );
+    eprintln!("==> creating Cognito user pool {pool_name} in the emulator");
+    let (pool_id, client_id) = crate::provision::cognito(&sdk, &pool_name).await?;
+
+    let mut env: Value = read_json(env_example)?;
+    let params = env
+        .get_mut("Parameters")
+        .and_then(Value::as_object_mut)
+        .context("the example env file has no Parameters object")?;
+    for (k, v) in params.iter_mut() {
+        match k.as_str() {
+            "CognitoUserPoolId" | "COGNITO_USER_POOL_ID" => *v = json!(pool_id),
+            "CognitoAppClientId" | "COGNITO_APP_CLIENT_ID" => *v = json!(client_id),
+            _ => {}
+        }
+    }
+    if let Ok(url) = std::env::var("DATABASE_URL") {
+        fill_database(params, &url);
+    }
+    let mut container: Value = read_json(container_example)?;
+    if let Some(endpoint) = &stack.config.endpoint
+        && let Some(p) = container
+            .get_mut("Parameters")
+            .and_then(Value::as_object_mut)
+        && p.contains_key("AWS_ENDPOINT_URL")
+    {
+        p.insert("AWS_ENDPOINT_URL".into(), json!(endpoint));
+    }
+    write_json(&stack.config.env_vars, &env)?;
+    write_json(&stack.config.container_env_vars, &container)?;
+    eprintln!(
+        "==> wrote {} and {} (user pool {pool_id}, app client {client_id})",
+        stack.config.env_vars.display(),
+        stack.config.container_env_vars.display()
+    );
+    Ok(())
+}
+
+/// Points the database settings the file has at `url`; true when something changed.
+fn fill_database(params: &mut serde_json::Map<String, Value>, url: &str) -> bool {
+    let mut wanted = vec![("DATABASE_URL", url.to_owned())];
+    if let Ok(parsed) = url.parse::<sqlx::postgres::PgConnectOptions>() {
+        wanted.extend([
+            ("DbHost", parsed.get_host().to_owned()),
+            ("DbPort", parsed.get_port().to_string()),
+            (
+                "DbName",
+                parsed.get_database().unwrap_or("encache").to_owned(),
+            ),
+            ("DbUser", parsed.get_username().to_owned()),
+        ]);
+    }
+    let mut changed = false;
+    for (k, v) in wanted {
+        if let Some(old) = params.get_mut(k)
+            && old.as_str() != Some(v.as_str())
+        {
+            *old = json!(v);
+            changed = true;
+        }
+    }
+    changed
+}
+
+/// Every run: the dev services may have restarted on new ports, and the emulator forgets
+/// its user pools when it stops. Follows the database; says clearly when the pool is gone.
+pub async fn sync_env(stack: &Stack) -> anyhow::Result<()> {
+    let path = &stack.config.env_vars;
+    let mut env = read_json(path)?;
+    if let (Ok(url), Some(params)) = (
+        std::env::var("DATABASE_URL"),
+        env.get_mut("Parameters").and_then(Value::as_object_mut),
+    ) && fill_database(params, &url)
+    {
+        write_json(path, &env)?;
+        eprintln!("==> {} now points at the running database", path.display());
+    }
+    let has_pool = ["CognitoUserPoolId", "COGNITO_USER_POOL_ID"]
+        .iter()
+        .any(|k| stack.env.parameters.contains_key(*k));
+    if has_pool {
+        let pool = crate::users::Pool::from_stack(stack)?;
+        let sdk = encache_shared::aws::sdk_config().await;
+        aws_sdk_cognitoidentityprovider::Client::new(&sdk)
+            .describe_user_pool()
+            .user_pool_id(&pool.user_pool_id)
+            .send()
+            .await
+            .map_err(|_| {
+                anyhow::anyhow!(
+                    "user pool {} of {} does not exist in the AWS emulator (it forgets everything when it stops): run scripts/start-local.sh --init",
+                    pool.user_pool_id,
+                    path.display()
+                )
+            })?;
+    }
+    Ok(())
+}
+
+fn read_json(path: &Path) -> anyhow::Result<Value> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    serde_json::from_str(&text).with_context(|| format!("{} is not JSON", path.display()))
+}
+
+fn write_json(path: &Path, value: &Value) -> anyhow::Result<()> {
+    let text = serde_json::to_string_pretty(value)? + "\n";
+    std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))
+}

@@ -1,0 +1,236 @@
+//! The local stack: the template plus the local env files, turned into runnable functions.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+
+use crate::env::{self, EnvFile, UnsetVariable};
+use crate::runtime::FunctionSpec;
+use crate::template::{LOCAL_ACCOUNT_ID, Resolver, Template};
+
+/// Where things are and how to run them; built from the command line.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub template: PathBuf,
+    pub env_vars: PathBuf,
+    pub container_env_vars: PathBuf,
+    /// Folder holding the built binaries (`<target>/debug` or `<target>/release`).
+    pub bin_dir: PathBuf,
+    pub max_instances: usize,
+    pub region: String,
+    /// The emulator endpoint injected into every function as `AWS_ENDPOINT_URL`.
+    pub endpoint: Option<String>,
+    /// What `AWS::StackName` is locally; prefixes generated names (buckets, queues).
+    pub stack_name: String,
+}
+
+impl Config {
+    /// Defaults for a project folder: `template.yaml`, `sam-env.local.json`, ... in `root`.
+    pub fn for_root(root: &Path, bin_dir: PathBuf) -> Self {
+        Self {
+            template: root.join("template.yaml"),
+            env_vars: root.join("sam-env.local.json"),
+            container_env_vars: root.join("sam-container-env.local.json"),
+            bin_dir,
+            max_instances: 4,
+            region: std::env::var("AWS_REGION").unwrap_or_else(|_| "us-east-1".into()),
+            endpoint: encache_shared::aws::endpoint_override(),
+            stack_name: "encache-local".into(),
+        }
+    }
+
+    /// `<CARGO_TARGET_DIR or ./target>/<debug|release>`.
+    pub fn default_bin_dir(release: bool) -> PathBuf {
+        let target = std::env::var_os("CARGO_TARGET_DIR")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from("target"));
+        target.join(if release { "release" } else { "debug" })
+    }
+}
+
+pub struct Stack {
+    pub config: Config,
+    pub template: Template,
+    pub env: EnvFile,
+    pub container: EnvFile,
+}
+
+impl Stack {
+    pub fn load(config: Config) -> anyhow::Result<Self> {
+        let template = Template::load(&config.template)?;
+        let env = EnvFile::load_optional(&config.env_vars)?;
+        let container = EnvFile::load_optional(&config.container_env_vars)?;
+        Ok(Self {
+            config,
+            template,
+            env,
+            container,
+        })
+    }
+
+    pub fn resolver(&self) -> Resolver<'_> {
+        let mut r = Resolver::new(&self.template, self.env.parameter_values(&self.template));
+        r.region = self.config.region.clone();
+        r.endpoint = self.config.endpoint.clone();
+        r.stack_name = self.config.stack_name.clone();
+        r
+    }
+
+    /// The template's functions whose `Condition` (if any) holds locally.
+    pub fn functions(&self) -> anyhow::Result<Vec<&crate::template::FunctionDef>> {
+        let resolver = self.resolver();
+        let mut out = Vec::new();
+        for f in self.template.functions.values() {
+            let enabled = match &f.condition {
+                None => true,
+                Some(c) => resolver
+                    .condition(c)
+                    .with_context(|| format!("{}: condition {c}", f.logical_id))?,
+            };
+            if enabled {
+                out.push(f);
+            }
+        }
+        Ok(out)
+    }
+
+    /// One function, ready to run; an error names every variable left without a value.
+    pub fn function_spec(&self, logical_id: &str) -> anyhow::Result<FunctionSpec> {
+        self.spec(logical_id).map_err(|e| match e {
+            SpecError::Unset(unset) => anyhow::anyhow!(unset_message(&unset)),
+            SpecError::Other(e) => e,
+        })
+    }
+
+    /// Every function of the template, ready to run; fails listing all unset variables.
+    pub fn function_specs(&self) -> anyhow::Result<Vec<FunctionSpec>> {
+        let mut specs = Vec::new();
+        let mut unset = Vec::new();
+        for f in self.functions()? {
+            match self.spec(&f.logical_id) {
+                Ok(s) => specs.push(s),
+                Err(SpecError::Unset(u)) => unset.extend(u),
+                Err(SpecError::Other(e)) => return Err(e),
+            }
+        }
+        if !unset.is_empty() {
+            bail!(unset_message(&unset));
+        }
+        Ok(specs)
+    }
+
+    fn spec(&self, logical_id: &str) -> Result<FunctionSpec, SpecError> {
+        let f = self
+            .template
+            .function(logical_id)
+            .map_err(SpecError::Other)?;
+        let resolver = self.resolver();
+        let declared = env::declared_env(f, &resolver, &self.env).map_err(SpecError::Unset)?;
+        let optional = |v: &Option<serde_yaml::Value>| -> Option<String> {
+            v.as_ref().and_then(|v| resolver.string(v).ok())
+        };
+        let name = f.logical_id.clone();
+        let region = self.config.region.clone();
+        let mut process = BTreeMap::new();
+        let mut set = |k: &str, v: String| {
+            process.insert(k.to_owned(), v);
+        };
+        set(
+            "PATH",
+            std::env::var("PATH").unwrap_or_else(|_| "/usr/bin:/bin".into()),
+        );
+        set("LANG", "C.UTF-8".into());
+        set("TZ", ":UTC".into());
+        set("AWS_LAMBDA_FUNCTION_NAME", name.clone());
+        set("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST".into());
+        set("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", f.memory_mb.to_string());
+        set("AWS_LAMBDA_LOG_GROUP_NAME", format!("/aws/lambda/{name}"));
+        set(
+            "AWS_LAMBDA_LOG_STREAM_NAME",
+            "local/[$LATEST]encache-local".into(),
+        );
+        set("AWS_LAMBDA_INITIALIZATION_TYPE", "on-demand".into());
+        set("AWS_EXECUTION_ENV", "AWS_Lambda_provided.al2023".into());
+        set("_HANDLER", "bootstrap".into());
+        set(
+            "LAMBDA_TASK_ROOT",
+            self.config.bin_dir.display().to_string(),
+        );
+        set(
+            "LAMBDA_RUNTIME_DIR",
+            self.config.bin_dir.display().to_string(),
+        );
+        set("AWS_REGION", region.clone());
+        set("AWS_DEFAULT_REGION", region.clone());
+        if let Some(fmt) = optional(&f.log_format) {
+            set("AWS_LAMBDA_LOG_FORMAT", fmt);
+        }
+        if let Some(level) = optional(&f.log_level) {
+            set("AWS_LAMBDA_LOG_LEVEL", level);
+        }
+        // Like SAM, the runtime hands every function credentials; locally they are the
+        // emulator's fake ones, and the emulator's endpoint (which no template declares).
+        for (k, default) in [
+            ("AWS_ACCESS_KEY_ID", "test"),
+            ("AWS_SECRET_ACCESS_KEY", "test"),
+            ("AWS_SESSION_TOKEN", "test"),
+        ] {
+            set(k, std::env::var(k).unwrap_or_else(|_| default.into()));
+        }
+        if let Some(endpoint) = &self.config.endpoint {
+            set("AWS_ENDPOINT_URL", endpoint.clone());
+        }
+        process.extend(declared);
+        process.extend(env::container_env(&name, &self.container));
+        Ok(FunctionSpec {
+            binary_path: self.config.bin_dir.join(&f.binary),
+            env: process,
+            timeout: Duration::from_secs(f.timeout_secs.max(1)),
+            function_arn: format!("arn:aws:lambda:{region}:{LOCAL_ACCOUNT_ID}:function:{name}"),
+            max_instances: self.config.max_instances,
+            logical_id: name,
+        })
+    }
+
+    /// Builds every binary the template names (`cargo build --bin a --bin b ...`).
+    pub fn build(&self, release: bool) -> anyhow::Result<()> {
+        let mut cmd = std::process::Command::new(std::env::var("CARGO").unwrap_or("cargo".into()));
+        cmd.arg("build");
+        if release {
+            cmd.arg("--release");
+        }
+        for bin in self.template.binaries() {
+            cmd.args(["--bin", &bin]);
+        }
+        if let Some(dir) = self
+            .config
+            .template
+            .parent()
+            .filter(|d| !d.as_os_str().is_empty())
+        {
+            cmd.current_dir(dir);
+        }
+        eprintln!("==> building {}", self.template.binaries().join(", "));
+        let status = cmd.status().context("running cargo build")?;
+        if !status.success() {
+            bail!("cargo build failed ({status})");
+        }
+        Ok(())
+    }
+}
+
+enum SpecError {
+    Unset(Vec<UnsetVariable>),
+    Other(anyhow::Error),
+}
+
+fn unset_message(unset: &[UnsetVariable]) -> String {
+    let lines: Vec<String> = unset.iter().map(|u| format!("  {u}")).collect();
+    format!(
+        "{} template variable(s) have no local value:\n{}",
+        unset.len(),
+        lines.join("\n")
+    )
+}

@@ -1,0 +1,152 @@
+//! The template model: short- and long-form intrinsics resolved the way CloudFormation
+//! would, from local parameter values.
+
+use std::collections::HashMap;
+
+use encache_local::template::{Authorizer, EventKind, Resolver, Template};
+use serde_yaml::Value;
+
+const TEMPLATE: &str = r#"
+Parameters:
+  Env: {Type: String, Default: dev}
+  Names: {Type: CommaDelimitedList, Default: "a,b,c"}
+  PoolId: {Type: "AWS::SSM::Parameter::Value<String>", Default: /encache/dev/auth/pool}
+Conditions:
+  IsDev: !Equals [!Ref Env, dev]
+  NotDev: !Not [!Condition IsDev]
+Globals:
+  Function:
+    Timeout: 10
+    MemorySize: 256
+    Environment: {Variables: {ENCACHE_ENV: !Ref Env}}
+Resources:
+  Bucket:
+    Type: AWS::S3::Bucket
+    Properties: {BucketName: !Sub "encache-${Env}-${AWS::AccountId}-${AWS::Region}"}
+  Fn:
+    Type: AWS::Serverless::Function
+    Metadata: {BuildMethod: rust-cargolambda, BuildProperties: {Binary: fn-bin}}
+    Properties:
+      CodeUri: .
+      Timeout: 4
+      Environment:
+        Variables:
+          OWN: x
+      Events:
+        Get:
+          Type: HttpApi
+          Properties: {Method: get, Path: "/v1/things/{id}", Auth: {Authorizer: NONE}}
+        Upload:
+          Type: S3
+          Properties:
+            Bucket: !Ref Bucket
+            Events: [s3:ObjectCreated:*]
+            Filter: {S3Key: {Rules: [{Name: prefix, Value: users/}]}}
+        Nightly:
+          Type: Schedule
+          Properties: {Schedule: rate(1 day)}
+"#;
+
+fn yaml(text: &str) -> Value {
+    serde_yaml::from_str(text).expect("yaml")
+}
+
+#[test]
+fn functions_merge_globals_and_keep_their_events() {
+    let t = Template::parse(TEMPLATE).expect("parses");
+    let f = t.function("Fn").expect("Fn");
+
+    assert_eq!(f.binary, "fn-bin");
+    assert_eq!(f.timeout_secs, 4);
+    assert_eq!(f.memory_mb, 256);
+    assert!(f.environment.contains_key("ENCACHE_ENV") && f.environment.contains_key("OWN"));
+    assert!(matches!(
+        &f.events[0].kind,
+        EventKind::HttpApi { method, path, authorizer: Authorizer::None, .. }
+            if method == "GET" && path == "/v1/things/{id}"
+    ));
+    assert!(
+        matches!(&f.events[1].kind, EventKind::S3 { bucket, prefix: Some(p), .. }
+        if bucket == "Bucket" && p == "users/")
+    );
+    assert!(matches!(&f.events[2].kind, EventKind::Schedule { .. }));
+    assert_eq!(t.binaries(), vec!["fn-bin".to_owned()]);
+}
+
+#[test]
+fn intrinsics_resolve_against_local_values() {
+    let t = Template::parse(TEMPLATE).expect("parses");
+    let local = HashMap::from([("PoolId".to_owned(), "us-east-1_local".to_owned())]);
+    let r = Resolver::new(&t, local);
+    let s = |text: &str| r.string(&yaml(text)).expect(text);
+
+    assert_eq!(s("!Ref Env"), "dev");
+    assert_eq!(s("!Ref PoolId"), "us-east-1_local");
+    assert_eq!(s("!Ref Bucket"), "encache-dev-123456789012-us-east-1");
+    assert_eq!(
+        s("!GetAtt Bucket.Arn"),
+        "arn:aws:s3:::encache-dev-123456789012-us-east-1"
+    );
+    assert_eq!(
+        s("!Sub '${Bucket.Arn}/*'"),
+        "arn:aws:s3:::encache-dev-123456789012-us-east-1/*"
+    );
+    assert_eq!(
+        s("!Sub ['${A}-${!Literal}', {A: !Ref Env}]"),
+        "dev-${Literal}"
+    );
+    assert_eq!(s("!Join ['+', !Ref Names]"), "a+b+c");
+    assert_eq!(s("{'Fn::Join': ['-', [x, {Ref: Env}]]}"), "x-dev");
+    assert_eq!(s("!Select [1, !Split [',', 'p,q,r']]"), "q");
+    assert_eq!(s("!If [IsDev, yes, no]"), "yes");
+    assert_eq!(s("!If [NotDev, yes, no]"), "no");
+    assert_eq!(
+        s("!GetAtt Fn.Arn"),
+        "arn:aws:lambda:us-east-1:123456789012:function:Fn"
+    );
+    assert_eq!(
+        r.list(&yaml("!Ref Names")).expect("list"),
+        vec!["a", "b", "c"]
+    );
+}
+
+#[test]
+fn an_ssm_parameter_without_a_local_value_does_not_resolve() {
+    let t = Template::parse(TEMPLATE).expect("parses");
+    let r = Resolver::new(&t, HashMap::new());
+
+    let err = r.string(&yaml("!Ref PoolId")).expect_err("no local value");
+
+    assert!(err.to_string().contains("PoolId"), "{err}");
+    assert!(r.string(&yaml("!ImportValue Other")).is_err());
+}
+
+#[test]
+fn rate_schedules_run_locally_and_cron_ones_do_not() {
+    use encache_local::events::{schedule_interval, scheduled_event};
+    use std::time::Duration;
+
+    assert_eq!(
+        schedule_interval("rate(5 minutes)"),
+        Some(Duration::from_secs(300))
+    );
+    assert_eq!(
+        schedule_interval("rate(1 day)"),
+        Some(Duration::from_secs(86400))
+    );
+    assert_eq!(schedule_interval("cron(0 8 * * ? *)"), None);
+
+    let event = scheduled_event(
+        "arn:aws:events:us-east-1:123456789012:rule/r",
+        "us-east-1",
+        None,
+    );
+    let parsed: aws_lambda_events::cloudwatch_events::CloudWatchEvent =
+        serde_json::from_value(event.clone()).expect("a real scheduled event shape");
+    assert_eq!(parsed.detail_type.as_deref(), Some("Scheduled Event"));
+    assert_eq!(event["source"], "aws.events");
+    assert_eq!(
+        scheduled_event("arn", "us-east-1", Some(r#"{"mode":"digest"}"#)),
+        serde_json::json!({"mode": "digest"})
+    );
+}
