@@ -127,12 +127,35 @@ pub async fn create_upload(
         memory_id,
         upload_url: presigned.uri().to_owned(),
         method: presigned.method().to_owned(),
-        headers: presigned
-            .headers()
-            .map(|(k, v)| (k.to_ascii_lowercase(), v.to_owned()))
-            .collect(),
+        headers: client_headers(&presigned),
         expires_at,
     })
+}
+
+/// The headers the client must send with the PUT: exactly the signed ones except `host`
+/// (its HTTP client sets that). Anything else the SDK attached to the request — e.g. an
+/// `x-amzn-trace-id` inside Lambda — is not part of the contract and is left out.
+fn client_headers(presigned: &PresignedRequest) -> BTreeMap<String, String> {
+    let signed = url_query_value(presigned.uri(), "X-Amz-SignedHeaders").unwrap_or_default();
+    let signed: Vec<&str> = signed.split(';').filter(|h| *h != "host").collect();
+    presigned
+        .headers()
+        .map(|(k, v)| (k.to_ascii_lowercase(), v.to_owned()))
+        .filter(|(k, _)| signed.contains(&k.as_str()))
+        .collect()
+}
+
+/// One query parameter of a URL, percent-decoded.
+fn url_query_value(url: &str, name: &str) -> Option<String> {
+    let (_, q) = url.split_once('?')?;
+    q.split('&')
+        .filter_map(|pair| pair.split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| {
+            percent_encoding::percent_decode_str(v)
+                .decode_utf8_lossy()
+                .into_owned()
+        })
 }
 
 /// Checks a declaration against the configured allowlist and limits; every error names
@@ -252,15 +275,7 @@ mod tests {
     }
 
     fn query(url: &str, name: &str) -> Option<String> {
-        let (_, q) = url.split_once('?')?;
-        q.split('&')
-            .filter_map(|pair| pair.split_once('='))
-            .find(|(k, _)| *k == name)
-            .map(|(_, v)| {
-                percent_encoding::percent_decode_str(v)
-                    .decode_utf8_lossy()
-                    .into_owned()
-            })
+        url_query_value(url, name)
     }
 
     async fn presign(content_type: &str, size: i64) -> PresignedRequest {
@@ -295,6 +310,12 @@ mod tests {
         let headers: BTreeMap<_, _> = p.headers().collect();
         assert_eq!(headers.get("content-type"), Some(&"image/jpeg"));
         assert_eq!(headers.get("content-length"), Some(&"123"));
+        let for_client = client_headers(&p);
+        assert_eq!(
+            for_client.keys().collect::<Vec<_>>(),
+            vec!["content-length", "content-type"],
+            "the client is told exactly the signed headers, host aside"
+        );
     }
 
     #[tokio::test]
