@@ -488,6 +488,10 @@ async fn next(State(state): State<Arc<ApiState>>) -> Response {
         queue.recv().await
     };
     let Some(inv) = invocation else {
+        // The instance is being stopped. Like Lambda, answer nothing until the process is
+        // gone: a reply without a request id makes lambda_runtime panic, and that panic
+        // would show in the log as if the function had crashed.
+        let _ = state.failed.subscribe().wait_for(Option::is_some).await;
         return (StatusCode::GONE, "instance stopped").into_response();
     };
     let deadline = now_ms() + state.timeout.as_millis();
