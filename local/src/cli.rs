@@ -123,6 +123,10 @@ pub enum Command {
         warm: usize,
         #[arg(long, default_value_t = 2000)]
         requests: usize,
+        /// Also measure this URL serving the hello-world function (e.g. `cargo lambda
+        /// watch`'s `http://127.0.0.1:9000/lambda-url/encache-local-fixture-fn/hello`).
+        #[arg(long)]
+        compare_url: Option<String>,
     },
     /// Local Cognito users.
     #[command(subcommand)]
@@ -192,12 +196,14 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             cold_runs,
             warm,
             requests,
+            compare_url,
         } => {
             let stack = Stack::load(config)?;
             let options = bench::BenchOptions {
                 cold_runs,
                 warm,
                 requests,
+                compare_url,
             };
             bench::run(&stack, &options).await
         }
