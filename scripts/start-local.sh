@@ -82,7 +82,7 @@ if [ "${START_LOCAL_SKIP_BUILD:-0}" != 1 ]; then
   log "building every function of $(basename "$ENCACHE_TEMPLATE") (the first build takes several minutes)"
   "$LOCAL_BIN" build || die "building the functions failed"
 fi
-log "provisioning the template's buckets, notifications and SSM parameters in the emulator"
-"$LOCAL_BIN" provision || die "provisioning the emulator failed"
+log "provisioning the template's buckets, notifications, SSM parameters and stack outputs in the emulator"
+"$LOCAL_BIN" provision --api-url "http://$ENCACHE_API_ADDR" || die "provisioning the emulator failed"
 log "starting the API on http://$ENCACHE_API_ADDR (Ctrl-C stops it)"
 exec "$LOCAL_BIN" start --addr "$ENCACHE_API_ADDR"

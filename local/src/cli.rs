@@ -59,6 +59,16 @@ pub struct Global {
     /// Most processes one function may run at once.
     #[arg(long, global = true, default_value_t = 4)]
     pub max_instances: usize,
+    /// What `AWS::StackName` is locally: names the emulator's stack, buckets and queues.
+    /// The samples in events/ name `encache-local`; give two stacks sharing one emulator
+    /// different names.
+    #[arg(
+        long,
+        global = true,
+        default_value = "encache-local",
+        env = "ENCACHE_STACK_NAME"
+    )]
+    pub stack_name: String,
 }
 
 impl Global {
@@ -72,6 +82,7 @@ impl Global {
         config.env_vars = self.env_vars.clone();
         config.container_env_vars = self.container_env_vars.clone();
         config.max_instances = self.max_instances;
+        config.stack_name = self.stack_name.clone();
         config
     }
 }
@@ -113,8 +124,13 @@ pub enum Command {
     },
     /// Point the local env file at the running services; fail if its user pool is gone.
     SyncEnv,
-    /// Provision what the template declares in the emulator (buckets, notifications, SSM).
-    Provision,
+    /// Provision what the template declares in the emulator (buckets, notifications, SSM)
+    /// and the stack itself, carrying the template's outputs.
+    Provision {
+        /// The API's URL, published as the outputs built from the HTTP API's id (`ApiUrl`).
+        #[arg(long, default_value = "http://127.0.0.1:3000", env = "ENCACHE_API_URL")]
+        api_url: String,
+    },
     /// Measure cold starts, memory and the gateway (numbers for docs/benchmarks.md).
     Bench {
         #[arg(long, default_value_t = 5)]
@@ -211,14 +227,21 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             setup::sync_env(&Stack::load(config)?).await?;
             Ok(ExitCode::SUCCESS)
         }
-        Command::Provision => {
+        Command::Provision { api_url } => {
             let stack = Stack::load(config)?;
             let sdk = encache_shared::aws::sdk_config().await;
             let subs = crate::provision::s3(&stack, &sdk).await?;
             let n = crate::provision::ssm_parameters(&stack, &sdk).await?;
+            let outputs = crate::provision::local_outputs(&stack, &api_url)?;
+            for (key, why) in &outputs.skipped {
+                eprintln!("warning: output {key} is left out of the local stack: {why}");
+            }
+            let stack_id = crate::provision::cloudformation_stack(&stack, &sdk, &outputs).await?;
             eprintln!(
-                "==> provisioned {} bucket notification(s), {n} SSM parameter(s)",
-                subs.len()
+                "==> provisioned {} bucket notification(s), {n} SSM parameter(s), stack {stack_id} \
+                 with {} output(s)",
+                subs.len(),
+                outputs.values.len()
             );
             Ok(ExitCode::SUCCESS)
         }

@@ -1,7 +1,9 @@
 //! What the template declares and the functions use, created in the AWS emulator:
 //! buckets with their notifications (to queues the local runtime polls), topics, SSM
-//! parameters with their local values, and (for `--init`) a Cognito user pool and app
-//! client. Every step is idempotent: the emulator forgets everything when it stops.
+//! parameters with their local values, the stack itself (a CloudFormation stack carrying the
+//! template's `Outputs`, resolved locally, for the post-deploy sync), and (for `--init`) a
+//! Cognito user pool and app client. Every step is idempotent: the emulator forgets
+//! everything when it stops.
 
 use anyhow::Context;
 use aws_sdk_s3::types::{
@@ -10,7 +12,7 @@ use aws_sdk_s3::types::{
 };
 
 use crate::stack::Stack;
-use crate::template::{EventKind, LOCAL_ACCOUNT_ID};
+use crate::template::{EventKind, LOCAL_ACCOUNT_ID, referenced_ids};
 
 /// One bucket notification the runtime delivers: objects in `bucket` → `function`.
 #[derive(Debug, Clone)]
@@ -259,4 +261,132 @@ pub async fn cognito(
         .and_then(|c| c.client_id)
         .context("the emulator returned no client id")?;
     Ok((pool, client))
+}
+
+/// The template's `Outputs` as the local stack publishes them.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LocalOutputs {
+    /// OutputKey → value, and the output's description.
+    pub values: std::collections::BTreeMap<String, (String, Option<String>)>,
+    /// Outputs that have no local value, with the reason (they are left out of the stack).
+    pub skipped: Vec<(String, String)>,
+}
+
+/// Resolves every output whose `Condition` (if any) holds locally. An output built from the
+/// HTTP API's id (`https://${HttpApi}.execute-api...`) is the local gateway's `api_url`.
+pub fn local_outputs(stack: &Stack, api_url: &str) -> anyhow::Result<LocalOutputs> {
+    let resolver = stack.resolver();
+    let mut out = LocalOutputs::default();
+    for (key, def) in &stack.template.outputs {
+        if let Some(c) = &def.condition
+            && !resolver
+                .condition(c)
+                .with_context(|| format!("output {key}: condition {c}"))?
+        {
+            continue;
+        }
+        let is_api_url = referenced_ids(&def.value)
+            .iter()
+            .any(|id| stack.template.http_apis.contains_key(id));
+        let value = if is_api_url {
+            Ok(api_url.trim_end_matches('/').to_owned())
+        } else {
+            resolver.string(&def.value)
+        };
+        match value {
+            Ok(v) if !v.is_empty() => {
+                out.values.insert(key.clone(), (v, def.description.clone()));
+            }
+            Ok(_) => out
+                .skipped
+                .push((key.clone(), "its local value is empty".into())),
+            Err(e) => out.skipped.push((key.clone(), e.to_string())),
+        }
+    }
+    Ok(out)
+}
+
+/// The body of the local stand-in stack: one resource that creates nothing (a stack needs
+/// one) and the outputs as literal values.
+fn stand_in_template(outputs: &LocalOutputs) -> serde_json::Value {
+    let outputs: serde_json::Map<String, serde_json::Value> = outputs
+        .values
+        .iter()
+        .map(|(k, (v, d))| {
+            let mut o = serde_json::json!({ "Value": v });
+            if let Some(d) = d {
+                o["Description"] = serde_json::json!(d);
+            }
+            (k.clone(), o)
+        })
+        .collect();
+    serde_json::json!({
+        "AWSTemplateFormatVersion": "2010-09-09",
+        "Description": "encache-local: the outputs template.yaml would publish, resolved locally",
+        "Resources": {
+            "LocalStandIn": { "Type": "AWS::CloudFormation::WaitConditionHandle" }
+        },
+        "Outputs": outputs,
+    })
+}
+
+/// Creates (or updates) the CloudFormation stack named like the local stack, with the
+/// template's outputs, so `StackSyncFunction` and `stack-sync-cli` have a stack to describe.
+/// Returns the stack id.
+pub async fn cloudformation_stack(
+    stack: &Stack,
+    sdk: &aws_config::SdkConfig,
+    outputs: &LocalOutputs,
+) -> anyhow::Result<String> {
+    let cfn = aws_sdk_cloudformation::Client::new(sdk);
+    let name = &stack.config.stack_name;
+    let body = stand_in_template(outputs).to_string();
+    let exists = match cfn.describe_stacks().stack_name(name).send().await {
+        Ok(out) => out.stacks().iter().any(|s| {
+            s.stack_status()
+                .is_some_and(|st| st.as_str() != "DELETE_COMPLETE")
+        }),
+        Err(e) => {
+            let message = e.as_service_error().and_then(|s| s.meta().message());
+            if message.is_some_and(|m| m.contains("does not exist")) {
+                false
+            } else {
+                return Err(anyhow::Error::new(e).context(format!("describing stack {name}")));
+            }
+        }
+    };
+    if exists {
+        match cfn
+            .update_stack()
+            .stack_name(name)
+            .template_body(&body)
+            .send()
+            .await
+        {
+            Ok(_) => {}
+            Err(e)
+                if e.as_service_error()
+                    .and_then(|s| s.meta().message())
+                    .is_some_and(|m| m.contains("No updates are to be performed")) => {}
+            Err(e) => {
+                return Err(anyhow::Error::new(e).context(format!("updating stack {name}")));
+            }
+        }
+    } else {
+        cfn.create_stack()
+            .stack_name(name)
+            .template_body(&body)
+            .send()
+            .await
+            .with_context(|| format!("creating stack {name}"))?;
+    }
+    cfn.describe_stacks()
+        .stack_name(name)
+        .send()
+        .await
+        .with_context(|| format!("describing stack {name}"))?
+        .stacks()
+        .first()
+        .and_then(|s| s.stack_id.clone())
+        .with_context(|| format!("the emulator has no stack {name} after creating it"))
 }

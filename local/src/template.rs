@@ -22,6 +22,16 @@ pub struct Template {
     pub resources: BTreeMap<String, Resource>,
     pub functions: BTreeMap<String, FunctionDef>,
     pub http_apis: BTreeMap<String, HttpApiDef>,
+    /// The stack's `Outputs`, raw (what `sam deploy` would publish).
+    pub outputs: BTreeMap<String, OutputDef>,
+}
+
+#[derive(Debug, Clone)]
+pub struct OutputDef {
+    pub value: Value,
+    pub description: Option<String>,
+    /// The output's `Condition`, if any: a false one means the stack has no such output.
+    pub condition: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -200,12 +210,26 @@ impl Template {
                 _ => {}
             }
         }
+        let outputs = mapping(&root, "Outputs")
+            .iter()
+            .filter_map(|(k, v)| {
+                Some((
+                    k.as_str()?.to_owned(),
+                    OutputDef {
+                        value: v.get("Value")?.clone(),
+                        description: v.get("Description").and_then(Value::as_str).map(Into::into),
+                        condition: v.get("Condition").and_then(Value::as_str).map(Into::into),
+                    },
+                ))
+            })
+            .collect();
         Ok(Self {
             parameters,
             conditions,
             resources,
             functions,
             http_apis,
+            outputs,
         })
     }
 
@@ -425,6 +449,55 @@ pub fn ref_target(v: &Value) -> Option<String> {
         Some(("Ref", arg)) => arg.as_str().map(Into::into),
         _ => None,
     }
+}
+
+/// Every logical id (or parameter) a value refers to: `!Ref X`, `!GetAtt X.Attr` and the
+/// `${X}` / `${X.Attr}` of `!Sub`, at any depth.
+pub fn referenced_ids(v: &Value) -> std::collections::BTreeSet<String> {
+    fn walk(v: &Value, out: &mut std::collections::BTreeSet<String>) {
+        match intrinsic(v) {
+            Some(("Ref", arg)) => {
+                if let Some(s) = arg.as_str() {
+                    out.insert(s.to_owned());
+                }
+            }
+            Some(("GetAtt", arg)) => match arg {
+                Value::String(s) => {
+                    out.insert(s.split('.').next().unwrap_or_default().to_owned());
+                }
+                other => walk(other, out),
+            },
+            Some(("Sub", arg)) => {
+                let (text, vars) = match arg {
+                    Value::Sequence(s) => (s.first().and_then(Value::as_str), s.get(1)),
+                    other => (other.as_str(), None),
+                };
+                let mut rest = text.unwrap_or_default();
+                while let Some(start) = rest.find("${") {
+                    let after = &rest[start + 2..];
+                    let Some(end) = after.find('}') else { break };
+                    let name = &after[..end];
+                    if !name.starts_with('!') {
+                        out.insert(name.split('.').next().unwrap_or_default().to_owned());
+                    }
+                    rest = &after[end + 1..];
+                }
+                if let Some(vars) = vars {
+                    walk(vars, out);
+                }
+            }
+            Some((_, arg)) => walk(arg, out),
+            None => match v {
+                Value::Sequence(items) => items.iter().for_each(|i| walk(i, out)),
+                Value::Mapping(m) => m.values().for_each(|i| walk(i, out)),
+                Value::Tagged(t) => walk(&t.value, out),
+                _ => {}
+            },
+        }
+    }
+    let mut out = std::collections::BTreeSet::new();
+    walk(v, &mut out);
+    out
 }
 
 /// `!Name arg` or `{"Fn::Name": arg}` / `{"Ref": arg}` → ("Name", arg).

@@ -29,6 +29,8 @@ fn start_local(dir: &Path) -> Command {
         .env("START_LOCAL_SKIP_BUILD", "1")
         .env("ENCACHE_LOCAL_BIN", env!("CARGO_BIN_EXE_encache-local"))
         .env("ENCACHE_BIN_DIR", bin_dir())
+        // Its own stack in the emulator: `encache-local` is the samples' (stack_sync_sample.rs).
+        .env("ENCACHE_STACK_NAME", unique("enclocal"))
         .stdin(Stdio::null());
     cmd
 }

@@ -3,7 +3,9 @@
 
 use std::collections::HashMap;
 
-use encache_local::template::{Authorizer, EventKind, Resolver, Template};
+use encache_local::provision::local_outputs;
+use encache_local::stack::{Config, Stack};
+use encache_local::template::{Authorizer, EventKind, Resolver, Template, referenced_ids};
 use serde_yaml::Value;
 
 const TEMPLATE: &str = r#"
@@ -149,4 +151,77 @@ fn rate_schedules_run_locally_and_cron_ones_do_not() {
         scheduled_event("arn", "us-east-1", Some(r#"{"mode":"digest"}"#)),
         serde_json::json!({"mode": "digest"})
     );
+}
+
+const WITH_OUTPUTS: &str = r#"
+Parameters:
+  Env: {Type: String, Default: dev}
+  PoolId: {Type: "AWS::SSM::Parameter::Value<String>", Default: /encache/dev/auth/pool}
+Conditions:
+  IsProd: !Equals [!Ref Env, prod]
+Resources:
+  Api:
+    Type: AWS::Serverless::HttpApi
+  Fn:
+    Type: AWS::Serverless::Function
+    Metadata: {BuildMethod: rust-cargolambda, BuildProperties: {Binary: fn-bin}}
+    Properties: {CodeUri: .}
+Outputs:
+  ApiUrl:
+    Description: Base URL.
+    Value: !Sub https://${Api}.execute-api.${AWS::Region}.${AWS::URLSuffix}
+  FnArn:
+    Value: {"Fn::GetAtt": [Fn, Arn]}
+  ProdOnly:
+    Condition: IsProd
+    Value: !Ref Env
+  Pool:
+    Value: !Ref PoolId
+"#;
+
+#[test]
+fn outputs_resolve_locally_and_name_what_they_cannot() {
+    // given a stack whose template has outputs of every kind
+    let dir = std::env::temp_dir().join(format!("encache-outputs-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(&dir).expect("scratch");
+    std::fs::write(dir.join("template.yaml"), WITH_OUTPUTS).expect("template");
+    let mut config = Config::for_root(&dir, dir.clone());
+    config.region = "eu-west-1".into();
+    config.stack_name = "stack-x".into();
+    let stack = Stack::load(config).expect("loads");
+
+    // when
+    let outputs = local_outputs(&stack, "http://127.0.0.1:3000/").expect("resolves");
+
+    // then the API's URL is the local gateway's, ARNs are local, a false condition drops
+    // the output, and an SSM-typed parameter without a local value is named as skipped
+    let values: Vec<(&str, &str)> = outputs
+        .values
+        .iter()
+        .map(|(k, (v, _))| (k.as_str(), v.as_str()))
+        .collect();
+    assert_eq!(
+        values,
+        vec![
+            ("ApiUrl", "http://127.0.0.1:3000"),
+            ("FnArn", "arn:aws:lambda:eu-west-1:123456789012:function:Fn"),
+        ]
+    );
+    assert_eq!(outputs.values["ApiUrl"].1.as_deref(), Some("Base URL."));
+    assert_eq!(outputs.skipped.len(), 1, "{:?}", outputs.skipped);
+    assert_eq!(outputs.skipped[0].0, "Pool");
+    assert!(
+        outputs.skipped[0].1.contains("PoolId"),
+        "{:?}",
+        outputs.skipped
+    );
+}
+
+#[test]
+fn referenced_ids_follow_ref_getatt_and_sub() {
+    let v = yaml(
+        r#"{"Fn::Join": ["", [!Ref A, !GetAtt B.Arn, !Sub ["${C.Url}/${D}${!Literal}", {D: !Ref E}]]]}"#,
+    );
+    let ids: Vec<String> = referenced_ids(&v).into_iter().collect();
+    assert_eq!(ids, ["A", "B", "C", "D", "E"]);
 }
