@@ -27,15 +27,13 @@ fn repo_root() -> PathBuf {
 /// `encache-local` with the real template, a scratch env file and the debug binaries.
 fn encache_local(env_files: &Path) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_encache-local"));
-    cmd.current_dir(repo_root())
-        .env("ENCACHE_TEMPLATE", repo_root().join("template.yaml"))
-        .env("ENCACHE_ENV_VARS", env_files.join("sam-env.local.json"))
-        .env(
-            "ENCACHE_CONTAINER_ENV_VARS",
-            env_files.join("sam-container-env.local.json"),
-        )
-        .env("ENCACHE_BIN_DIR", bin_dir())
-        .env("ENCACHE_STACK_NAME", STACK);
+    cmd.current_dir(repo_root());
+    stack_env(
+        &mut cmd,
+        &repo_root().join("template.yaml"),
+        env_files,
+        STACK,
+    );
     cmd
 }
 

@@ -19,19 +19,17 @@ fn script() -> PathBuf {
 /// The script with the fixture stack, in a scratch folder, without building.
 fn start_local(dir: &Path) -> Command {
     let mut cmd = Command::new("bash");
-    cmd.arg(script())
-        .env("ENCACHE_TEMPLATE", fixtures().join("template.yaml"))
-        .env("ENCACHE_ENV_VARS", dir.join("sam-env.local.json"))
-        .env(
-            "ENCACHE_CONTAINER_ENV_VARS",
-            dir.join("sam-container-env.local.json"),
-        )
-        .env("START_LOCAL_SKIP_BUILD", "1")
-        .env("ENCACHE_LOCAL_BIN", env!("CARGO_BIN_EXE_encache-local"))
-        .env("ENCACHE_BIN_DIR", bin_dir())
-        // Its own stack in the emulator: `encache-local` is the samples' (stack_sync_sample.rs).
-        .env("ENCACHE_STACK_NAME", unique("enclocal"))
-        .stdin(Stdio::null());
+    cmd.arg(script());
+    // Its own stack in the emulator: `encache-local` is the samples' (stack_sync_sample.rs).
+    stack_env(
+        &mut cmd,
+        &fixtures().join("template.yaml"),
+        dir,
+        &unique("enclocal"),
+    )
+    .env("START_LOCAL_SKIP_BUILD", "1")
+    .env("ENCACHE_LOCAL_BIN", env!("CARGO_BIN_EXE_encache-local"))
+    .stdin(Stdio::null());
     cmd
 }
 

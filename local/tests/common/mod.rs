@@ -32,6 +32,24 @@ pub fn unique(prefix: &str) -> String {
     )
 }
 
+/// Points `cmd` (encache-local, or a script running it) at `template`, the env files in
+/// `dir`, this build's binaries and the local stack name `stack_name`.
+pub fn stack_env<'c>(
+    cmd: &'c mut std::process::Command,
+    template: &std::path::Path,
+    dir: &std::path::Path,
+    stack_name: &str,
+) -> &'c mut std::process::Command {
+    cmd.env("ENCACHE_TEMPLATE", template)
+        .env("ENCACHE_ENV_VARS", dir.join("sam-env.local.json"))
+        .env(
+            "ENCACHE_CONTAINER_ENV_VARS",
+            dir.join("sam-container-env.local.json"),
+        )
+        .env("ENCACHE_BIN_DIR", bin_dir())
+        .env("ENCACHE_STACK_NAME", stack_name)
+}
+
 /// A scratch folder for one test's env files.
 pub fn scratch() -> PathBuf {
     let dir = std::env::temp_dir().join(unique("encache-local-test"));
