@@ -1,10 +1,14 @@
 //! Memory-feed latency: the first page against a page deep in one big feed, through the
-//! handler (keyset), beside the same pages fetched with LIMIT/OFFSET.
+//! handler (keyset) and through the local stack's HTTP API (the real template's gateway
+//! with its Cognito JWT authorizer, the function's own binary), beside the same pages
+//! fetched with LIMIT/OFFSET.
 //!
-//! Builds its own database on the dev services' PostgreSQL, fills it, measures, drops it:
+//! Builds its own database on the dev services' PostgreSQL, fills it, measures, drops it.
+//! The gateway rows sign a user up in the emulator's Cognito and give them the big feed:
 //!
 //! ```sh
 //! eval "$(scripts/dev-services.sh env)"
+//! cargo build -p encache-auth -p encache-memory-feed --bins   # the functions the gateway runs
 //! nice -n 10 cargo run -p encache-memory-feed --example feed_bench -- \
 //!     --users 10000 --per-user 200 --heavy 200000 --depth 100000 --runs 200
 //! ```
@@ -22,6 +26,8 @@ use sqlx::{Connection, PgConnection, PgPool, Row};
 
 const HEAVY_SUB: &str = "bench-heavy";
 const PAGE: i64 = 20;
+const CURSOR_KEY: &str = "bench-cursor-key-0123456789abcdefghij";
+const PASSWORD: &str = "Passw0rd!long";
 
 struct Args {
     users: i64,
@@ -197,7 +203,7 @@ async fn run(a: &Args, url: &str) -> Result<()> {
     encache_shared::db::MIGRATOR.run(&pool).await?;
     seed(&pool, a).await?;
 
-    let signer = CursorSigner::new(&Secret::new("bench-cursor-key-0123456789abcdefghij".into()))?;
+    let signer = CursorSigner::new(&Secret::new(CURSOR_KEY.into()))?;
     let deps = Deps {
         pool: pool.clone(),
         s3: s3_client(&sdk_config().await),
@@ -259,6 +265,7 @@ async fn run(a: &Args, url: &str) -> Result<()> {
     let kd = time_it(a.runs, handler(deep_req.clone())).await?;
     let of = time_it(a.runs, || offset_page(&pool, 0)).await?;
     let od = time_it(a.runs, || offset_page(&pool, a.depth)).await?;
+    let (gf, gd) = gateway::measure(a, url, &pool, &signer, at, offset_first).await?;
 
     println!(
         "dataset: {} users x {} memories + 1 user x {}; page {PAGE}; {} runs each",
@@ -278,6 +285,14 @@ async fn run(a: &Args, url: &str) -> Result<()> {
         kd.0 / kf.0
     );
     println!(
+        "| local gateway (JWT + HTTP + function process), keyset cursor | {:.2} / {:.2} | {:.2} / {:.2} | {:.2}x |",
+        gf.0,
+        gf.1,
+        gd.0,
+        gd.1,
+        gd.0 / gf.0
+    );
+    println!(
         "| SQL, LIMIT/OFFSET | {:.2} / {:.2} | {:.2} / {:.2} | {:.1}x |",
         of.0,
         of.1,
@@ -286,4 +301,157 @@ async fn run(a: &Args, url: &str) -> Result<()> {
         od.0 / of.0
     );
     Ok(())
+}
+
+/// The same two pages as a client fetches them: `GET /v1/memories` on the local stack of
+/// `template.yaml`, with a Cognito ID token from the emulator.
+mod gateway {
+    use std::path::{Path, PathBuf};
+    use std::time::Duration;
+
+    use anyhow::{Context, Result, bail};
+    use encache_local::gateway::GatewaySettings;
+    use encache_local::serve::{self, StartOptions};
+    use encache_local::stack::{Config, Stack};
+    use encache_local::users::{self, Pool};
+    use encache_shared::pagination::{CursorScope, CursorSigner, Keyset};
+    use sqlx::PgPool;
+
+    use super::{Args, CURSOR_KEY, HEAVY_SUB, PASSWORD, time_it};
+
+    fn repo_root() -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+    }
+
+    /// `<target>/<profile>`: this example runs as `<target>/<profile>/examples/feed_bench`.
+    fn bin_dir() -> Result<PathBuf> {
+        let exe = std::env::current_exe()?;
+        exe.parent()
+            .and_then(Path::parent)
+            .map(Path::to_path_buf)
+            .context("the example sits in <target>/<profile>/examples")
+    }
+
+    pub async fn measure(
+        a: &Args,
+        db_url: &str,
+        db: &PgPool,
+        signer: &CursorSigner,
+        at: Keyset,
+        offset_first: uuid::Uuid,
+    ) -> Result<((f64, f64), (f64, f64))> {
+        let sdk = encache_shared::aws::sdk_config().await;
+        let suffix = &uuid::Uuid::new_v4().simple().to_string()[..8];
+        let (pool_id, client_id) =
+            encache_local::provision::cognito(&sdk, &format!("enc-bench-{suffix}")).await?;
+        let parts: sqlx::postgres::PgConnectOptions = db_url.parse()?;
+        let scratch = std::env::temp_dir().join(format!("encache-feed-bench-{suffix}"));
+        std::fs::create_dir_all(&scratch)?;
+        let env = serde_json::json!({"Parameters": {
+            "Env": format!("bench{suffix}"),
+            "DbHost": parts.get_host(),
+            "DbPort": parts.get_port().to_string(),
+            "DbName": parts.get_database().unwrap_or_default(),
+            "DbUser": parts.get_username(),
+            "DATABASE_URL": db_url,
+            "CognitoUserPoolId": pool_id,
+            "CognitoAppClientId": client_id,
+            "AutoConfirmUsers": "true",
+            "AutoVerifyEmail": "true",
+            "CURSOR_SIGNING_KEY": CURSOR_KEY,
+        }});
+        let mut config = Config::for_root(&repo_root(), bin_dir()?);
+        config.env_vars = scratch.join("sam-env.local.json");
+        config.container_env_vars = scratch.join("sam-container-env.local.json");
+        config.stack_name = format!("encache-bench{suffix}");
+        std::fs::write(&config.env_vars, env.to_string())?;
+        let stack = Stack::load(config)?;
+        let missing: Vec<_> = ["memory-feed", "auth-pre-sign-up", "auth-post-confirmation"]
+            .into_iter()
+            .filter(|b| !stack.config.bin_dir.join(b).exists())
+            .collect();
+        if !missing.is_empty() {
+            bail!(
+                "no {missing:?} in {}: cargo build -p encache-auth -p encache-memory-feed --bins",
+                stack.config.bin_dir.display()
+            );
+        }
+
+        // A local sign-up (the triggers run, post-confirmation creates the users row), then
+        // the big feed becomes this user's: the row's Cognito sub moves onto the heavy one.
+        let pool = Pool::from_stack(&stack)?;
+        let email = format!("bench-{suffix}@example.com");
+        users::create(&stack, &pool, &email, PASSWORD).await?;
+        let token = users::token(&pool, &email, PASSWORD).await?;
+        let sub: String = sqlx::query_scalar("SELECT cognito_sub FROM users WHERE email = $1")
+            .bind(&email)
+            .fetch_one(db)
+            .await
+            .context("post-confirmation created no users row")?;
+        let mut tx = db.begin().await?;
+        sqlx::query("DELETE FROM users WHERE cognito_sub = $1")
+            .bind(&sub)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("UPDATE users SET cognito_sub = $1 WHERE cognito_sub = $2")
+            .bind(&sub)
+            .bind(HEAVY_SUB)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+
+        let running = serve::start(
+            &stack,
+            &StartOptions {
+                addr: "127.0.0.1:0".into(),
+                gateway: GatewaySettings::default(),
+                event_sources: false,
+            },
+        )
+        .await?;
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(30))
+            .build()?;
+        let scope = CursorScope::new("GET /v1/memories", &sub)
+            .filter("status", "ready")
+            .filter("before", "")
+            .filter("after", "");
+        let cursor = signer.encode(&scope, at);
+        let first_url = format!("{}/v1/memories?limit=20", running.url);
+        let deep_url = format!("{first_url}&cursor={cursor}");
+        let page = |url: String| {
+            let http = http.clone();
+            let token = token.clone();
+            move || {
+                let (http, token, url) = (http.clone(), token.clone(), url.clone());
+                async move {
+                    let resp = http.get(&url).bearer_auth(&token).send().await?;
+                    let status = resp.status();
+                    let body: serde_json::Value = serde_json::from_slice(&resp.bytes().await?)?;
+                    if !status.is_success() {
+                        bail!("{status}: {body}");
+                    }
+                    Ok(body["items"].as_array().map_or(0, Vec::len))
+                }
+            }
+        };
+        let result = async {
+            let body: serde_json::Value = http
+                .get(&deep_url)
+                .bearer_auth(&token)
+                .send()
+                .await?
+                .json()
+                .await?;
+            if body["items"][0]["id"] != serde_json::json!(offset_first) {
+                bail!("the gateway's deep page does not start at the offset's item: {body}");
+            }
+            let first = time_it(a.runs, page(first_url.clone())).await?;
+            let deep = time_it(a.runs, page(deep_url.clone())).await?;
+            Ok((first, deep))
+        }
+        .await;
+        running.stop().await;
+        result
+    }
 }
