@@ -1,11 +1,8 @@
 //! `GET /v1/me`: the caller's profile. The row normally comes from post-confirmation;
 //! if that never ran, the first call creates it from the JWT's `sub` and `email`.
 
-use std::time::Duration;
-
 use aws_lambda_events::apigw::{ApiGatewayV2httpRequest, ApiGatewayV2httpResponse};
 use encache_shared::ApiError;
-use encache_shared::config::{ConfigError, Env};
 use encache_shared::http::{Caller, request_id, respond};
 use lambda_runtime::{Error, LambdaEvent};
 use serde::Serialize;
@@ -16,19 +13,8 @@ use uuid::Uuid;
 use crate::email::Email;
 use crate::users::{self, Bounded, User};
 
-#[derive(Debug, Clone, Copy)]
-pub struct Settings {
-    /// The whole database step, connecting included (`AUTH_DB_TIMEOUT_MS`).
-    pub db_timeout: Duration,
-}
-
-impl Settings {
-    pub fn from_env(env: &Env<'_>) -> Result<Self, ConfigError> {
-        Ok(Self {
-            db_timeout: env.millis("AUTH_DB_TIMEOUT_MS", Duration::from_millis(2000))?,
-        })
-    }
-}
+/// 2 s for the read (or first-call upsert), connecting included.
+pub type Settings = users::DbSettings<2000>;
 
 #[derive(Debug, Serialize, PartialEq, Eq)]
 pub struct Profile {

@@ -1,10 +1,7 @@
 //! Post-confirmation: provision the user's row. Cognito waits 5 s and retries (three
 //! attempts in all), so the upsert is keyed by `sub` and bounded well inside that.
 
-use std::time::Duration;
-
 use aws_lambda_events::cognito::CognitoEventUserPoolsPostConfirmation;
-use encache_shared::config::{ConfigError, Env};
 use lambda_runtime::LambdaEvent;
 use serde_json::Value;
 use sqlx::PgPool;
@@ -18,19 +15,8 @@ pub const TRIGGER_SOURCES: &[&str] = &[
     "PostConfirmation_ConfirmForgotPassword",
 ];
 
-#[derive(Debug, Clone, Copy)]
-pub struct Settings {
-    /// The whole database step, connecting included (`AUTH_DB_TIMEOUT_MS`).
-    pub db_timeout: Duration,
-}
-
-impl Settings {
-    pub fn from_env(env: &Env<'_>) -> Result<Self, ConfigError> {
-        Ok(Self {
-            db_timeout: env.millis("AUTH_DB_TIMEOUT_MS", Duration::from_millis(2500))?,
-        })
-    }
-}
+/// 2.5 s for the upsert, connecting included: half of Cognito's 5 s.
+pub type Settings = users::DbSettings<2500>;
 
 /// Returns the event unchanged (post-confirmation has no response fields) once the
 /// user's row exists.

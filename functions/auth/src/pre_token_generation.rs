@@ -4,13 +4,11 @@
 //! absent database costs the claims, never the sign-in.
 
 use std::collections::HashMap;
-use std::time::Duration;
 
 use aws_lambda_events::cognito::{
     ClaimsAndScopeOverrideDetailsV2, CognitoAccessTokenGenerationV2,
     CognitoEventUserPoolsPreTokenGenV2, CognitoIdTokenGenerationV2,
 };
-use encache_shared::config::{ConfigError, Env};
 use lambda_runtime::LambdaEvent;
 use serde_json::Value;
 use sqlx::PgPool;
@@ -63,19 +61,8 @@ pub const RESERVED_CLAIMS: &[&str] = &[
     "version",
 ];
 
-#[derive(Debug, Clone, Copy)]
-pub struct Settings {
-    /// How long the claim lookup may take, connecting included (`AUTH_DB_TIMEOUT_MS`).
-    pub db_timeout: Duration,
-}
-
-impl Settings {
-    pub fn from_env(env: &Env<'_>) -> Result<Self, ConfigError> {
-        Ok(Self {
-            db_timeout: env.millis("AUTH_DB_TIMEOUT_MS", Duration::from_millis(1000))?,
-        })
-    }
-}
+/// 1 s for the claim lookup, connecting included: it runs on every sign-in and refresh.
+pub type Settings = users::DbSettings<1000>;
 
 pub async fn handle(
     event: LambdaEvent<Value>,

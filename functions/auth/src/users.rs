@@ -6,7 +6,24 @@ use sqlx::PgPool;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
+use encache_shared::config::{ConfigError, Env};
+
 use crate::email::Email;
+
+/// A function's settings: how long its whole database step may take, connecting included
+/// (`AUTH_DB_TIMEOUT_MS`), with each function's own default in milliseconds.
+#[derive(Debug, Clone, Copy)]
+pub struct DbSettings<const DEFAULT_MS: u64> {
+    pub db_timeout: Duration,
+}
+
+impl<const DEFAULT_MS: u64> DbSettings<DEFAULT_MS> {
+    pub fn from_env(env: &Env<'_>) -> Result<Self, ConfigError> {
+        Ok(Self {
+            db_timeout: env.millis("AUTH_DB_TIMEOUT_MS", Duration::from_millis(DEFAULT_MS))?,
+        })
+    }
+}
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct User {
