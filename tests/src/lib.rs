@@ -34,6 +34,67 @@ pub fn sample_event<T: DeserializeOwned>(name: &str) -> T {
     serde_json::from_str(&text).unwrap_or_else(|e| panic!("parsing {}: {e}", path.display()))
 }
 
+/// A sample HTTP API event from `events/`, re-addressed: another caller (`sub` claim),
+/// query string, path `{id}` (also in `rawPath`) or body. Samples are read once per test
+/// binary, so walks of thousands of pages stay cheap.
+#[derive(Debug, Clone)]
+pub struct HttpEvent(Value);
+
+impl HttpEvent {
+    pub fn sample(name: &str) -> Self {
+        static SAMPLES: std::sync::OnceLock<
+            std::sync::Mutex<std::collections::HashMap<String, Value>>,
+        > = std::sync::OnceLock::new();
+        let mut samples = SAMPLES
+            .get_or_init(Default::default)
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        Self(
+            samples
+                .entry(name.to_owned())
+                .or_insert_with(|| sample_event(name))
+                .clone(),
+        )
+    }
+
+    pub fn caller(mut self, sub: &str) -> Self {
+        self.0["requestContext"]["authorizer"]["jwt"]["claims"]["sub"] = Value::from(sub);
+        self
+    }
+
+    /// Replaces the whole query string.
+    pub fn query(mut self, query: &[(&str, &str)]) -> Self {
+        self.0["queryStringParameters"] = Value::Object(
+            query
+                .iter()
+                .map(|(k, v)| (k.to_string(), Value::from(*v)))
+                .collect(),
+        );
+        self
+    }
+
+    /// The path's `{id}`, in `pathParameters` and in `rawPath` where the sample's id was.
+    pub fn id(mut self, id: &str) -> Self {
+        if let Some(old) = self.0["pathParameters"]["id"].as_str().map(str::to_owned)
+            && let Some(raw) = self.0["rawPath"].as_str()
+        {
+            self.0["rawPath"] = Value::from(raw.replace(&old, id));
+        }
+        self.0["pathParameters"] = serde_json::json!({ "id": id });
+        self
+    }
+
+    /// The JSON body, as the gateway passes it (a string).
+    pub fn body(mut self, body: &Value) -> Self {
+        self.0["body"] = Value::from(body.to_string());
+        self
+    }
+
+    pub fn build(self) -> aws_lambda_events::apigw::ApiGatewayV2httpRequest {
+        serde_json::from_value(self.0).expect("a valid HTTP API event")
+    }
+}
+
 /// Wraps a payload the way the runtime hands it to a handler.
 pub fn lambda_event<T>(payload: T) -> LambdaEvent<T> {
     let mut context = Context::default();

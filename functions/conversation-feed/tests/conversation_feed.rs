@@ -14,7 +14,7 @@ use encache_conversation_feed::{
 use encache_shared::config::Secret;
 use encache_shared::pagination::{CursorScope, CursorSigner, Keyset};
 use encache_tests::{
-    TestDb, assert_standard_error, insert_user, lambda_event, refused_pool, sample_event,
+    HttpEvent, TestDb, assert_standard_error, insert_user, lambda_event, refused_pool,
     status_and_json,
 };
 use serde_json::{Value, json};
@@ -43,52 +43,33 @@ fn deps(pool: PgPool) -> Deps {
     }
 }
 
-/// A sample event, re-addressed to `sub`, with its query, conversation id and body replaced.
-fn request(
-    sample: &str,
-    sub: &str,
-    query: &[(&str, &str)],
-    id: Option<&str>,
-    body: Option<Value>,
-) -> ApiGatewayV2httpRequest {
-    static SAMPLES: std::sync::OnceLock<HashMap<&'static str, Value>> = std::sync::OnceLock::new();
-    let samples = SAMPLES.get_or_init(|| {
-        [LIST, CREATE, MESSAGES, POST]
-            .into_iter()
-            .map(|name| (name, sample_event(name)))
-            .collect()
-    });
-    let mut event = samples[sample].clone();
-    event["requestContext"]["authorizer"]["jwt"]["claims"]["sub"] = json!(sub);
-    let qs: serde_json::Map<String, Value> = query
-        .iter()
-        .map(|(k, v)| (k.to_string(), json!(v)))
-        .collect();
-    event["queryStringParameters"] = Value::Object(qs);
-    if let Some(id) = id {
-        event["pathParameters"] = json!({ "id": id });
-        event["rawPath"] = json!(format!("/v1/conversations/{id}/messages"));
-    }
-    if let Some(body) = body {
-        event["body"] = json!(body.to_string());
-    }
-    serde_json::from_value(event).expect("a valid HTTP API event")
-}
-
 fn conversations(sub: &str, query: &[(&str, &str)]) -> ApiGatewayV2httpRequest {
-    request(LIST, sub, query, None, None)
+    HttpEvent::sample(LIST).caller(sub).query(query).build()
 }
 
 fn create(sub: &str, body: Value) -> ApiGatewayV2httpRequest {
-    request(CREATE, sub, &[], None, Some(body))
+    HttpEvent::sample(CREATE)
+        .caller(sub)
+        .query(&[])
+        .body(&body)
+        .build()
 }
 
 fn messages(sub: &str, id: &str, query: &[(&str, &str)]) -> ApiGatewayV2httpRequest {
-    request(MESSAGES, sub, query, Some(id), None)
+    HttpEvent::sample(MESSAGES)
+        .caller(sub)
+        .query(query)
+        .id(id)
+        .build()
 }
 
 fn post(sub: &str, id: &str, body: Value) -> ApiGatewayV2httpRequest {
-    request(POST, sub, &[], Some(id), Some(body))
+    HttpEvent::sample(POST)
+        .caller(sub)
+        .query(&[])
+        .id(id)
+        .body(&body)
+        .build()
 }
 
 async fn call(deps: &Deps, req: ApiGatewayV2httpRequest) -> (i64, Value) {

@@ -12,8 +12,8 @@ use encache_shared::aws::{s3_client, sdk_config};
 use encache_shared::config::Secret;
 use encache_shared::pagination::{CursorScope, CursorSigner, Keyset};
 use encache_tests::{
-    TestDb, assert_standard_error, insert_user, lambda_event, refused_pool, sample_event,
-    silent_pool, status_and_json,
+    HttpEvent, TestDb, assert_standard_error, insert_user, lambda_event, refused_pool, silent_pool,
+    status_and_json,
 };
 use serde_json::{Value, json};
 use sqlx::PgPool;
@@ -41,41 +41,19 @@ async fn deps(pool: PgPool) -> Deps {
     }
 }
 
-/// A sample event, re-addressed to `sub` with the given query and path parameters.
-fn request(
-    sample: &str,
-    sub: &str,
-    query: &[(&str, &str)],
-    id: Option<&str>,
-) -> ApiGatewayV2httpRequest {
-    static SAMPLES: std::sync::OnceLock<std::collections::HashMap<&'static str, Value>> =
-        std::sync::OnceLock::new();
-    let samples = SAMPLES.get_or_init(|| {
-        ["memory-feed-list.json", "memory-feed-get.json"]
-            .into_iter()
-            .map(|name| (name, sample_event(name)))
-            .collect()
-    });
-    let mut event = samples[sample].clone();
-    event["requestContext"]["authorizer"]["jwt"]["claims"]["sub"] = json!(sub);
-    let qs: serde_json::Map<String, Value> = query
-        .iter()
-        .map(|(k, v)| (k.to_string(), json!(v)))
-        .collect();
-    event["queryStringParameters"] = Value::Object(qs);
-    if let Some(id) = id {
-        event["pathParameters"] = json!({ "id": id });
-        event["rawPath"] = json!(format!("/v1/memories/{id}"));
-    }
-    serde_json::from_value(event).expect("a valid HTTP API event")
-}
-
 fn feed(sub: &str, query: &[(&str, &str)]) -> ApiGatewayV2httpRequest {
-    request("memory-feed-list.json", sub, query, None)
+    HttpEvent::sample("memory-feed-list.json")
+        .caller(sub)
+        .query(query)
+        .build()
 }
 
 fn one(sub: &str, id: &str) -> ApiGatewayV2httpRequest {
-    request("memory-feed-get.json", sub, &[], Some(id))
+    HttpEvent::sample("memory-feed-get.json")
+        .caller(sub)
+        .query(&[])
+        .id(id)
+        .build()
 }
 
 async fn call(deps: &Deps, req: ApiGatewayV2httpRequest) -> (i64, Value) {
