@@ -78,8 +78,9 @@ pub async fn init(
     Ok(())
 }
 
-/// Points the database settings the file has at `url`; true when something changed.
-fn fill_database(params: &mut serde_json::Map<String, Value>, url: &str) -> bool {
+/// The env file's database settings for `url`: `DATABASE_URL` and the template's
+/// `DbHost`/`DbPort`/`DbName`/`DbUser` parameters.
+pub fn database_parameters(url: &str) -> Vec<(&'static str, String)> {
     let mut wanted = vec![("DATABASE_URL", url.to_owned())];
     if let Ok(parsed) = url.parse::<sqlx::postgres::PgConnectOptions>() {
         wanted.extend([
@@ -92,8 +93,13 @@ fn fill_database(params: &mut serde_json::Map<String, Value>, url: &str) -> bool
             ("DbUser", parsed.get_username().to_owned()),
         ]);
     }
+    wanted
+}
+
+/// Points the database settings the file has at `url`; true when something changed.
+fn fill_database(params: &mut serde_json::Map<String, Value>, url: &str) -> bool {
     let mut changed = false;
-    for (k, v) in wanted {
+    for (k, v) in database_parameters(url) {
         if let Some(old) = params.get_mut(k)
             && old.as_str() != Some(v.as_str())
         {

@@ -41,6 +41,13 @@ impl Config {
         }
     }
 
+    /// `sam-env.local.json` and `sam-container-env.local.json` in `dir` (a scratch folder).
+    pub fn env_files_in(mut self, dir: &Path) -> Self {
+        self.env_vars = dir.join("sam-env.local.json");
+        self.container_env_vars = dir.join("sam-container-env.local.json");
+        self
+    }
+
     /// `<CARGO_TARGET_DIR or ./target>/<debug|release>`.
     pub fn default_bin_dir(release: bool) -> PathBuf {
         let target = std::env::var_os("CARGO_TARGET_DIR")

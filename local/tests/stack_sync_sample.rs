@@ -9,20 +9,14 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
 use common::*;
+use encache_tests::repo_root;
 use serde_json::{Value, json};
 
 const STACK: &str = "encache-local";
-
-fn repo_root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("the workspace root")
-        .to_path_buf()
-}
 
 /// `encache-local` with the real template, a scratch env file and the debug binaries.
 fn encache_local(env_files: &Path) -> Command {

@@ -13,7 +13,7 @@ use common::*;
 use serde_json::json;
 
 fn script() -> PathBuf {
-    fixtures().join("../../../scripts/start-local.sh")
+    encache_tests::repo_root().join("scripts/start-local.sh")
 }
 
 /// The script with the fixture stack, in a scratch folder, without building.

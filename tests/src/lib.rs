@@ -26,6 +26,16 @@ pub fn repo_root() -> PathBuf {
         .to_path_buf()
 }
 
+/// `<target>/<profile>`, where the workspace's binaries are: the running test or example
+/// is `<target>/<profile>/deps/<name>` or `<target>/<profile>/examples/<name>`.
+pub fn profile_dir() -> PathBuf {
+    let exe = std::env::current_exe().expect("the running executable's path");
+    exe.parent()
+        .and_then(std::path::Path::parent)
+        .expect("the executable sits in <target>/<profile>/<deps|examples>")
+        .to_path_buf()
+}
+
 /// A sample event from `events/`, parsed into the `aws_lambda_events` type.
 pub fn sample_event<T: DeserializeOwned>(name: &str) -> T {
     let path = repo_root().join("events").join(name);

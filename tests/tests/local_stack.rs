@@ -6,14 +6,14 @@
 //! Needs the dev services (`eval "$(scripts/dev-services.sh env)"`) and the functions'
 //! binaries next to this test's executable (`cargo nextest run --workspace` builds them).
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use encache_local::gateway::GatewaySettings;
 use encache_local::serve::{self, Running, StartOptions};
 use encache_local::stack::{Config, Stack};
 use encache_local::users::{self, Pool};
-use encache_tests::{TestDb, repo_root};
+use encache_tests::{TestDb, profile_dir, repo_root};
 use serde_json::{Value, json};
 
 const PASSWORD: &str = "Passw0rd!long";
@@ -24,15 +24,6 @@ fn unique(prefix: &str) -> String {
         "{prefix}{}",
         &uuid::Uuid::new_v4().simple().to_string()[..10]
     )
-}
-
-/// `<target>/debug`: this test runs as `<target>/debug/deps/local_stack-<hash>`.
-fn bin_dir() -> PathBuf {
-    let exe = std::env::current_exe().expect("the test executable's path");
-    exe.parent()
-        .and_then(Path::parent)
-        .expect("the test executable sits in <target>/<profile>/deps")
-        .to_path_buf()
 }
 
 /// The function binaries must be built. `cargo nextest run --workspace` builds them (every
@@ -91,29 +82,25 @@ impl LocalStack {
         let env_name = unique("e2e");
         let scratch = std::env::temp_dir().join(unique("encache-local-stack-"));
         std::fs::create_dir_all(&scratch).expect("a scratch folder");
-        let db_parts: sqlx::postgres::PgConnectOptions =
-            db.url.parse().expect("the test database URL");
-        let env_file = json!({
-            "Parameters": {
+        let mut parameters = json!({
                 "Env": env_name,
-                "DbHost": db_parts.get_host(),
-                "DbPort": db_parts.get_port().to_string(),
-                "DbName": db.name,
-                "DbUser": db_parts.get_username(),
-                "DATABASE_URL": db.url,
                 "CognitoUserPoolId": pool_id,
                 "CognitoAppClientId": client_id,
                 "BlockedEmailDomains": BLOCKED_DOMAIN,
                 "AutoConfirmUsers": "true",
                 "AutoVerifyEmail": "true",
                 "CURSOR_SIGNING_KEY": uuid::Uuid::new_v4().simple().to_string().repeat(2),
-            }
         });
-        let mut config = Config::for_root(&repo_root(), bin_dir());
-        config.env_vars = scratch.join("sam-env.local.json");
-        config.container_env_vars = scratch.join("sam-container-env.local.json");
+        for (k, v) in encache_local::setup::database_parameters(&db.url) {
+            parameters[k] = json!(v);
+        }
+        let mut config = Config::for_root(&repo_root(), profile_dir()).env_files_in(&scratch);
         config.stack_name = format!("encache-{env_name}");
-        std::fs::write(&config.env_vars, env_file.to_string()).expect("writing the env file");
+        std::fs::write(
+            &config.env_vars,
+            json!({ "Parameters": parameters }).to_string(),
+        )
+        .expect("writing the env file");
         let stack = Stack::load(config).expect("template.yaml loads with the local values");
         ensure_binaries(&stack);
         let bucket = stack

@@ -306,7 +306,6 @@ async fn run(a: &Args, url: &str) -> Result<()> {
 /// The same two pages as a client fetches them: `GET /v1/memories` on the local stack of
 /// `template.yaml`, with a Cognito ID token from the emulator.
 mod gateway {
-    use std::path::{Path, PathBuf};
     use std::time::Duration;
 
     use anyhow::{Context, Result, bail};
@@ -315,22 +314,10 @@ mod gateway {
     use encache_local::stack::{Config, Stack};
     use encache_local::users::{self, Pool};
     use encache_shared::pagination::{CursorScope, CursorSigner, Keyset};
+    use encache_tests::{profile_dir, repo_root};
     use sqlx::PgPool;
 
     use super::{Args, CURSOR_KEY, HEAVY_SUB, PASSWORD, time_it};
-
-    fn repo_root() -> PathBuf {
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-    }
-
-    /// `<target>/<profile>`: this example runs as `<target>/<profile>/examples/feed_bench`.
-    fn bin_dir() -> Result<PathBuf> {
-        let exe = std::env::current_exe()?;
-        exe.parent()
-            .and_then(Path::parent)
-            .map(Path::to_path_buf)
-            .context("the example sits in <target>/<profile>/examples")
-    }
 
     pub async fn measure(
         a: &Args,
@@ -344,27 +331,25 @@ mod gateway {
         let suffix = &uuid::Uuid::new_v4().simple().to_string()[..8];
         let (pool_id, client_id) =
             encache_local::provision::cognito(&sdk, &format!("enc-bench-{suffix}")).await?;
-        let parts: sqlx::postgres::PgConnectOptions = db_url.parse()?;
         let scratch = std::env::temp_dir().join(format!("encache-feed-bench-{suffix}"));
         std::fs::create_dir_all(&scratch)?;
-        let env = serde_json::json!({"Parameters": {
+        let mut parameters = serde_json::json!({
             "Env": format!("bench{suffix}"),
-            "DbHost": parts.get_host(),
-            "DbPort": parts.get_port().to_string(),
-            "DbName": parts.get_database().unwrap_or_default(),
-            "DbUser": parts.get_username(),
-            "DATABASE_URL": db_url,
             "CognitoUserPoolId": pool_id,
             "CognitoAppClientId": client_id,
             "AutoConfirmUsers": "true",
             "AutoVerifyEmail": "true",
             "CURSOR_SIGNING_KEY": CURSOR_KEY,
-        }});
-        let mut config = Config::for_root(&repo_root(), bin_dir()?);
-        config.env_vars = scratch.join("sam-env.local.json");
-        config.container_env_vars = scratch.join("sam-container-env.local.json");
+        });
+        for (k, v) in encache_local::setup::database_parameters(db_url) {
+            parameters[k] = serde_json::json!(v);
+        }
+        let mut config = Config::for_root(&repo_root(), profile_dir()).env_files_in(&scratch);
         config.stack_name = format!("encache-bench{suffix}");
-        std::fs::write(&config.env_vars, env.to_string())?;
+        std::fs::write(
+            &config.env_vars,
+            serde_json::json!({ "Parameters": parameters }).to_string(),
+        )?;
         let stack = Stack::load(config)?;
         let missing: Vec<_> = ["memory-feed", "auth-pre-sign-up", "auth-post-confirmation"]
             .into_iter()

@@ -60,9 +60,7 @@ pub fn scratch() -> PathBuf {
 /// The fixture stack with `env` as its sam-env.local.json (container env optional).
 pub fn fixture_stack(env: Value, container: Option<Value>) -> Stack {
     let dir = scratch();
-    let mut config = Config::for_root(&fixtures(), bin_dir());
-    config.env_vars = dir.join("sam-env.local.json");
-    config.container_env_vars = dir.join("sam-container-env.local.json");
+    let mut config = Config::for_root(&fixtures(), bin_dir()).env_files_in(&dir);
     config.stack_name = unique("enclocal");
     std::fs::write(&config.env_vars, env.to_string()).expect("env file");
     if let Some(c) = container {
