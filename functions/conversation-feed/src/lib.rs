@@ -192,6 +192,12 @@ pub async fn create_conversation(
             format!("must be at most {MAX_TITLE_CHARS} characters"),
         ));
     }
+    if title.chars().any(char::is_control) {
+        return Err(ApiError::invalid_field(
+            "title",
+            "must not contain control characters",
+        ));
+    }
     let created = bounded(deps.settings.db_timeout, async {
         sqlx::query_as!(
             ConversationItem,
@@ -289,6 +295,17 @@ pub async fn post_message(
         return Err(ApiError::invalid_field(
             "text",
             format!("must be at most {MAX_MESSAGE_CHARS} characters"),
+        ));
+    }
+    // Line breaks and tabs are text; any other control character (NUL above all, which
+    // PostgreSQL's `text` refuses) is not.
+    if text
+        .chars()
+        .any(|c| c.is_control() && !matches!(c, '\n' | '\r' | '\t'))
+    {
+        return Err(ApiError::invalid_field(
+            "text",
+            "must not contain control characters other than line breaks and tabs",
         ));
     }
     let preview = preview(text);

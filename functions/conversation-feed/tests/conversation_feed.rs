@@ -457,6 +457,9 @@ async fn every_bad_parameter_or_body_is_a_400_standard_error() {
         json!({"role": "user"}),
         json!({"role": "user", "text": 5}),
         json!({"role": "user", "text": "x", "extra": true}),
+        // PostgreSQL's text refuses NUL: a 400 here, never a 500 from the INSERT.
+        json!({"role": "user", "text": "a\u{0}b"}),
+        json!({"role": "user", "text": "bell\u{7}"}),
     ];
     for body in bad_messages {
         let (s, b) = call(&deps, post(ALICE, &id, body.clone())).await;
@@ -469,6 +472,8 @@ async fn every_bad_parameter_or_body_is_a_400_standard_error() {
     for body in [
         json!({"title": "t".repeat(MAX_TITLE_CHARS + 1)}),
         json!({"title": 7}),
+        json!({"title": "a\u{0}b"}),
+        json!({"title": "line\nbreak"}),
     ] {
         let (s, b) = call(&deps, create(ALICE, body)).await;
         assert_standard_error(s, &b, 400, "invalid_request");
@@ -484,6 +489,17 @@ async fn every_bad_parameter_or_body_is_a_400_standard_error() {
     )
     .await;
     assert_eq!(s, 201);
+    // Line breaks and tabs are text.
+    let (s, b) = call(
+        &deps,
+        post(
+            ALICE,
+            &id,
+            json!({"role": "user", "text": "line one\r\nline two\tend"}),
+        ),
+    )
+    .await;
+    assert_eq!(s, 201, "{b}");
 }
 
 #[tokio::test]
