@@ -1,7 +1,8 @@
-//! How a trigger fails. Cognito shows a pre-sign-up error's message to the user
-//! ("PreSignUp failed with error <message>."), so only [`TriggerError::Rejected`] carries
-//! words meant for people; every variant tells the Lambda `Diagnostic` whether a retry
-//! can help.
+//! How a trigger fails. Cognito shows any trigger error's message to the user
+//! ("PreSignUp failed with error <message>."), so only [`TriggerError::Rejected`] passes
+//! its own words through; an outage says "try again" and an unexpected error says
+//! "internal error", their details stay in the log. Every variant tells the Lambda
+//! `Diagnostic` whether a retry can help.
 
 use lambda_runtime::Diagnostic;
 
@@ -73,9 +74,13 @@ impl From<TriggerError> for Diagnostic {
     fn from(e: TriggerError) -> Self {
         Diagnostic {
             error_type: e.error_type().to_owned(),
-            // Unexpected errors carry their cause chain in the log, not in the reply.
+            // Cognito shows this to the person signing in: the causes (database client
+            // errors included) are in the log, not in the reply.
             error_message: match &e {
                 TriggerError::Unexpected(_) => "internal error".to_owned(),
+                TriggerError::Unavailable(_) => {
+                    "temporarily unavailable, please try again".to_owned()
+                }
                 other => other.to_string(),
             },
         }
@@ -102,6 +107,17 @@ mod tests {
         let e: TriggerError = sqlx::Error::PoolTimedOut.into();
         assert!(e.is_retryable());
         assert!(Diagnostic::from(e).error_type.starts_with("Retryable."));
+    }
+
+    #[test]
+    fn an_outage_tells_the_user_to_retry_without_the_database_error() {
+        let e: TriggerError = sqlx::Error::Io(std::io::Error::new(
+            std::io::ErrorKind::ConnectionRefused,
+            "Connection refused (os error 111)",
+        ))
+        .into();
+        let d = Diagnostic::from(e);
+        assert_eq!(d.error_message, "temporarily unavailable, please try again");
     }
 
     #[test]
