@@ -552,7 +552,10 @@ pub fn map_response(out: &[u8]) -> Response {
         )
             .into_response();
     };
-    let Ok(status) = StatusCode::from_u16(status as u16) else {
+    let Some(status) = u16::try_from(status)
+        .ok()
+        .and_then(|s| StatusCode::from_u16(s).ok())
+    else {
         return message(StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error");
     };
     let text = value.get("body").map(|b| match b {

@@ -1,9 +1,11 @@
 //! What the template declares and the functions use, created in the AWS emulator:
-//! buckets with their notifications (to queues the local runtime polls), topics, SSM
-//! parameters with their local values, the stack itself (a CloudFormation stack carrying the
-//! template's `Outputs`, resolved locally, for the post-deploy sync), and (for `--init`) a
-//! Cognito user pool and app client. Every step is idempotent: the emulator forgets
-//! everything when it stops.
+//! buckets with their notifications (to queues the local runtime polls), SSM parameters
+//! with their local values, and the stack itself (a CloudFormation stack carrying the
+//! template's `Outputs`, resolved locally, for the post-deploy sync). These steps are
+//! idempotent: the emulator forgets everything when it stops, so every start runs them.
+//! Topics are not created (nothing delivers SNS locally; `invoke` the function with a
+//! sample instead), so an output such as `CostAlertTopicArn` names a topic the emulator
+//! does not have. [`cognito`] is `--init`'s: it makes a new pool on every call.
 
 use anyhow::Context;
 use aws_sdk_s3::types::{

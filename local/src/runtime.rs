@@ -93,10 +93,6 @@ impl Runtime {
         Self { pools }
     }
 
-    pub fn functions(&self) -> impl Iterator<Item = &str> {
-        self.pools.keys().map(String::as_str)
-    }
-
     /// Invokes a function synchronously (`RequestResponse`) and returns its response payload.
     pub async fn invoke(&self, function: &str, payload: Bytes) -> Result<Bytes, InvokeError> {
         let pool = self
@@ -173,7 +169,8 @@ impl FunctionPool {
         let instance = loop {
             match self.idle.lock().await.pop() {
                 Some(i) if i.alive() => break i,
-                Some(_) => continue,
+                // Its process is gone; its Runtime API server must go too.
+                Some(dead) => dead.kill(),
                 None => break self.spawn().await?,
             }
         };

@@ -134,12 +134,23 @@ pub async fn sync_env(stack: &Stack) -> anyhow::Result<()> {
             .user_pool_id(&pool.user_pool_id)
             .send()
             .await
-            .map_err(|_| {
-                anyhow::anyhow!(
-                    "user pool {} of {} does not exist in the AWS emulator (it forgets everything when it stops): run scripts/start-local.sh --init",
-                    pool.user_pool_id,
-                    path.display()
-                )
+            .map_err(|e| {
+                // Only a missing pool calls for --init (which makes a new one and forgets
+                // the local users); anything else is reported as it is.
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_resource_not_found_exception())
+                {
+                    anyhow::anyhow!(
+                        "user pool {} of {} does not exist in the AWS emulator (it forgets everything when it stops): run scripts/start-local.sh --init",
+                        pool.user_pool_id,
+                        path.display()
+                    )
+                } else {
+                    anyhow::Error::new(e).context(format!(
+                        "checking user pool {} in the AWS emulator",
+                        pool.user_pool_id
+                    ))
+                }
             })?;
     }
     Ok(())

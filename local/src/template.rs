@@ -8,7 +8,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 
-use anyhow::{Context, bail};
+use anyhow::Context;
 use serde_json::Value as Json;
 use serde_yaml::{Mapping, Value};
 
@@ -62,7 +62,6 @@ pub struct Resource {
 pub struct FunctionDef {
     pub logical_id: String,
     pub binary: String,
-    pub code_uri: Option<String>,
     pub timeout_secs: u64,
     pub memory_mb: u32,
     /// Globals' variables merged with the function's, raw.
@@ -133,7 +132,6 @@ pub struct HttpApiDef {
 pub struct JwtAuthorizerDef {
     pub issuer: Value,
     pub audience: Value,
-    pub identity_source: String,
 }
 
 impl Template {
@@ -312,7 +310,6 @@ fn parse_function(id: &str, body: &Value, globals: &Mapping) -> anyhow::Result<F
     Ok(FunctionDef {
         logical_id: id.to_owned(),
         binary,
-        code_uri: props.get("CodeUri").and_then(Value::as_str).map(Into::into),
         timeout_secs: number("Timeout", 3)?,
         memory_mb: number("MemorySize", 128)? as u32,
         environment,
@@ -423,11 +420,6 @@ fn parse_http_api(id: &str, body: &Value) -> HttpApiDef {
                 JwtAuthorizerDef {
                     issuer: jwt.get("issuer").cloned().unwrap_or(Value::Null),
                     audience: jwt.get("audience").cloned().unwrap_or(Value::Null),
-                    identity_source: a
-                        .get("IdentitySource")
-                        .and_then(Value::as_str)
-                        .unwrap_or("$request.header.Authorization")
-                        .to_owned(),
                 },
             );
         }
@@ -929,12 +921,4 @@ fn scalar_string(v: &Value) -> Option<String> {
         ),
         _ => None,
     }
-}
-
-/// Checks a template is usable locally: every function names a binary.
-pub fn check(template: &Template) -> anyhow::Result<()> {
-    if template.functions.is_empty() {
-        bail!("the template declares no AWS::Serverless::Function");
-    }
-    Ok(())
 }
