@@ -75,4 +75,10 @@ impl SecretCache {
         values.insert(name.to_owned(), secret.clone());
         Ok(secret)
     }
+
+    /// Drops the cached value, so the next [`get`](Self::get) reads SSM again: for a
+    /// value the far side has just refused (a rotated or replaced secret).
+    pub async fn forget(&self, name: &str) {
+        self.values.lock().await.remove(name);
+    }
 }

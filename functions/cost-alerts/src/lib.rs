@@ -133,6 +133,13 @@ impl Forwarder {
     }
 
     /// Posts one message unless this container already delivered `id`.
+    async fn webhook(&self) -> Result<encache_shared::config::Secret<String>, ForwardError> {
+        self.secrets
+            .get(&self.settings.webhook_parameter)
+            .await
+            .map_err(|e| ForwardError::WebhookSecret(format!("{e:#}")))
+    }
+
     async fn deliver(
         &self,
         id: &str,
@@ -143,12 +150,21 @@ impl Forwarder {
             tracing::info!(message_id = %id, "already delivered by this container; skipped");
             return Ok(false);
         }
-        let webhook = self
-            .secrets
-            .get(&self.settings.webhook_parameter)
-            .await
-            .map_err(|e| ForwardError::WebhookSecret(format!("{e:#}")))?;
-        self.discord.post(&webhook, message, deadline).await?;
+        let webhook = self.webhook().await?;
+        match self.discord.post(&webhook, message, deadline).await {
+            // The cached URL is dead. An operator who replaced it in SSM fixes this
+            // container too: read it again and post once more if it changed.
+            Err(gone @ DeliveryError::WebhookGone { .. }) => {
+                self.secrets.forget(&self.settings.webhook_parameter).await;
+                let fresh = self.webhook().await?;
+                if fresh == webhook {
+                    return Err(gone.into());
+                }
+                tracing::info!("the webhook parameter changed; posting to the new one");
+                self.discord.post(&fresh, message, deadline).await?;
+            }
+            other => other?,
+        }
         // Past this point nothing may fail: Discord has the message.
         self.delivered.lock().await.insert(id.to_owned());
         tracing::info!(message_id = %id, "delivered to Discord");

@@ -102,6 +102,35 @@ async fn a_webhook_that_is_gone_is_a_non_retryable_error() {
 }
 
 #[tokio::test]
+async fn a_webhook_replaced_in_ssm_is_used_by_a_container_that_cached_the_dead_one() {
+    // Given a container that cached a webhook which is then deleted in Discord
+    let discord = FakeDiscord::start().await;
+    let param = store_webhook(&discord.unknown_webhook()).await;
+    let fwd = forwarder(settings(param.clone())).await;
+    assert!(
+        handle(lambda_event(sns_event("first", None)), &fwd)
+            .await
+            .is_err()
+    );
+
+    // When the operator writes a new webhook URL to the parameter
+    aws_sdk_ssm::Client::new(&encache_shared::aws::sdk_config().await)
+        .put_parameter()
+        .name(&param)
+        .value(discord.new_webhook())
+        .r#type(aws_sdk_ssm::types::ParameterType::SecureString)
+        .overwrite(true)
+        .send()
+        .await
+        .unwrap();
+
+    // Then the same container's next alert reaches the new webhook
+    let out = handle(lambda_event(sns_event("second", None)), &fwd).await;
+    assert!(out.is_ok(), "{out:?}");
+    assert_eq!(discord.accepted().len(), 1);
+}
+
+#[tokio::test]
 async fn a_rejected_message_is_a_non_retryable_error_carrying_discords_message() {
     let discord = FakeDiscord::start().await;
     let fwd = forwarder(settings(store_webhook(&discord.new_webhook()).await)).await;
