@@ -8,6 +8,7 @@ use anyhow::Context;
 use aws_lambda_events::apigw::{ApiGatewayV2httpRequest, ApiGatewayV2httpResponse};
 use aws_sdk_s3::presigning::{PresignedRequest, PresigningConfig};
 use encache_shared::ApiError;
+use encache_shared::db::bounded;
 use encache_shared::http::{Caller, json_body, request_id, respond};
 use lambda_runtime::{Error, LambdaEvent};
 use serde::{Deserialize, Serialize};
@@ -87,11 +88,14 @@ pub async fn create_upload(
     let now = whole_seconds(now);
     let expires_at = OffsetDateTime::from(now + settings.url_expiry);
 
-    let user_id = store::resolve_user(pool, &caller).await?.ok_or_else(|| {
-        ApiError::Unauthorized(
-            "no profile for this identity yet: sign in with a token that carries an email".into(),
-        )
-    })?;
+    let user_id = bounded(settings.db_timeout, store::resolve_user(pool, &caller))
+        .await?
+        .ok_or_else(|| {
+            ApiError::Unauthorized(
+                "no profile for this identity yet: sign in with a token that carries an email"
+                    .into(),
+            )
+        })?;
     let memory_id = Uuid::new_v4();
     let key = object_key(user_id, memory_id);
     let presigned = presign_put(
@@ -105,21 +109,18 @@ pub async fn create_upload(
     )
     .await?;
 
-    store::insert_pending(
-        pool,
-        &NewMemory {
-            id: memory_id,
-            user_id,
-            s3_key: &key,
-            title: declared.title.as_deref(),
-            file_name: declared.file_name.as_deref(),
-            content_type: &declared.content_type,
-            size_bytes: declared.size_bytes,
-            captured_at: declared.captured_at,
-            upload_expires_at: expires_at,
-        },
-    )
-    .await?;
+    let memory = NewMemory {
+        id: memory_id,
+        user_id,
+        s3_key: &key,
+        title: declared.title.as_deref(),
+        file_name: declared.file_name.as_deref(),
+        content_type: &declared.content_type,
+        size_bytes: declared.size_bytes,
+        captured_at: declared.captured_at,
+        upload_expires_at: expires_at,
+    };
+    bounded(settings.db_timeout, store::insert_pending(pool, &memory)).await?;
     tracing::info!(%memory_id, %user_id, size_bytes = declared.size_bytes,
         content_type = %declared.content_type, "upload created");
 
@@ -271,6 +272,7 @@ mod tests {
             allowed_content_types: vec!["image/jpeg".into(), "video/mp4".into()],
             max_size_bytes: 1000,
             url_expiry: Duration::from_secs(900),
+            db_timeout: Duration::from_secs(3),
         }
     }
 

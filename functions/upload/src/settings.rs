@@ -29,6 +29,9 @@ pub struct ApiSettings {
     pub max_size_bytes: i64,
     /// How long the presigned PUT (and the pending memory) stays valid.
     pub url_expiry: Duration,
+    /// The most each database step may take (`UPLOAD_DB_TIMEOUT_MS`): a clear 503 instead
+    /// of the gateway's timeout when the database does not answer.
+    pub db_timeout: Duration,
 }
 
 impl ApiSettings {
@@ -61,6 +64,7 @@ impl ApiSettings {
             allowed_content_types: allowed,
             max_size_bytes,
             url_expiry: Duration::from_secs(expiry_seconds),
+            db_timeout: env.millis("UPLOAD_DB_TIMEOUT_MS", Duration::from_secs(3))?,
         })
     }
 }

@@ -51,6 +51,7 @@ impl World {
             allowed_content_types: vec!["image/jpeg".into(), "text/plain".into()],
             max_size_bytes: 10_000,
             url_expiry: Duration::from_secs(900),
+            db_timeout: Duration::from_secs(3),
         }
     }
 
@@ -380,6 +381,37 @@ async fn a_caller_with_no_profile_and_no_email_claim_is_refused_and_nothing_is_w
     assert_eq!(json_of(&resp)["code"], "unauthorized");
     assert_eq!(count(&w.db.pool, "users").await, 0);
     assert_eq!(count(&w.db.pool, "memories").await, 0);
+}
+
+#[tokio::test]
+async fn a_database_that_does_not_answer_is_a_503_standard_error_in_bounded_time() {
+    let w = World::new().await;
+    let silent = encache_tests::silent_pool().await;
+    let settings = ApiSettings {
+        db_timeout: Duration::from_millis(300),
+        ..w.api_settings()
+    };
+    let started = std::time::Instant::now();
+
+    let resp = api::handle(
+        lambda_event(request(
+            "sub-silent",
+            r#"{"content_type":"text/plain","size_bytes":3}"#,
+        )),
+        &silent,
+        &w.s3,
+        &settings,
+    )
+    .await
+    .unwrap();
+
+    let (status, body) = (resp.status_code, json_of(&resp));
+    encache_tests::assert_standard_error(status, &body, 503, "service_unavailable");
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
 }
 
 // ------------------------------------------------------------------ completion
