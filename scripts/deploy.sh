@@ -103,6 +103,8 @@ if [ -f devops/backend.s3.hcl ]; then
 else
   terraform -chdir=devops init -input=false
 fi
+# One state per environment: dev and prod must never plan against each other's resources.
+terraform -chdir=devops workspace select -or-create "$env_name"
 terraform -chdir=devops apply -input=false -auto-approve -var "env=$env_name" -var "aws_region=$AWS_REGION" \
   -var "wire_auth_triggers=$wire_now"
 
@@ -140,7 +142,8 @@ quote = lambda v: v if v and not any(c in v for c in " \t'\"") else '"' + v.repl
 print(" ".join(f"{k}={quote(v)}" for k, v in pairs.items()))
 PY
 )"
-sam deploy --config-env "$env_name" --parameter-overrides "$merged"
+# The region Terraform and the SSM checks used, not only samconfig.toml's.
+sam deploy --config-env "$env_name" --region "$AWS_REGION" --parameter-overrides "$merged"
 
 # ---------------------------------------------------------------- 6. post-deploy sync
 step "post-deploy sync (stack outputs -> /encache/$env_name/stack/)"

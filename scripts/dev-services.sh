@@ -5,7 +5,7 @@
 #   scripts/dev-services.sh up      start both (reuses them if already running), print env
 #   scripts/dev-services.sh env     print the exports for the running services
 #   scripts/dev-services.sh status  say what runs
-#   scripts/dev-services.sh down    stop exactly what `up` started
+#   scripts/dev-services.sh down    stop this checkout's PostgreSQL and moto
 #
 # Use: eval "$(scripts/dev-services.sh up)"
 set -euo pipefail

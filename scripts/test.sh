@@ -3,8 +3,9 @@
 #
 # Installs what it needs (Rust components, cargo-nextest, the project virtualenv),
 # starts the dev services (PostgreSQL + the moto AWS emulator), runs formatting, lints,
-# the offline-build and .sqlx checks, the workflow lint and every test, prints a summary
-# and stops the services whatever happened.
+# the offline-build and .sqlx checks, the workflow lint, the OpenAPI check, every test and
+# the infrastructure checks (plus `sam build` with ENCACHE_SAM_BUILD=1), prints a summary
+# and stops the services it started, whatever happened (already running ones stay up).
 set -uo pipefail
 # shellcheck source=lib/common.sh
 source "$(dirname "$0")/lib/common.sh"
@@ -33,8 +34,16 @@ summary() {
   printf '    %s\n' "${results[@]}"
 }
 
+# Services that were already running (a local stack uses them) are left running.
+started_services=1
+if scripts/dev-services.sh status 2>/dev/null | grep -q '^postgres: running' &&
+  scripts/dev-services.sh status 2>/dev/null | grep -q '^moto: running'; then
+  started_services=0
+fi
 cleanup() {
-  scripts/dev-services.sh down >/dev/null 2>&1 || true
+  if [ "$started_services" = 1 ]; then
+    scripts/dev-services.sh down >/dev/null 2>&1 || true
+  fi
 }
 trap cleanup EXIT
 
