@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The README's first command: the whole stack of template.yaml on this machine.
 #
-#   scripts/start-local.sh --init   first run: provision the AWS emulator and write
-#                                   sam-env.local.json + sam-container-env.local.json
+#   scripts/start-local.sh --init   first run: create a Cognito pool in the AWS emulator and
+#                                   write sam-env.local.json + sam-container-env.local.json
 #   scripts/start-local.sh          every later run
 #
 # Order (the seed plan's contract): the local env files must exist and hold no

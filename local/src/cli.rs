@@ -115,7 +115,8 @@ pub enum Command {
     },
     /// Apply the database migrations (DATABASE_URL, or the env file's).
     Migrate,
-    /// First run: provision the emulator and write the local env files from the examples.
+    /// First run: create a Cognito pool + app client in the emulator and write the local
+    /// env files from the examples (`provision` creates the rest on every start).
     Init {
         #[arg(long, default_value = "sam-env.local.example.json")]
         env_example: PathBuf,

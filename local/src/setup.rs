@@ -29,8 +29,9 @@ pub async fn migrate(stack: &Stack) -> anyhow::Result<()> {
 }
 
 /// Writes `sam-env.local.json` and `sam-container-env.local.json` from the example files,
-/// with what was just provisioned in the emulator (user pool, app client) and the local
-/// database and endpoint filled in.
+/// with the user pool and app client it creates in the emulator and the local database
+/// filled in (and `AWS_ENDPOINT_URL`, when the container example file has that key; the
+/// runtime otherwise passes the emulator's endpoint to every function itself).
 pub async fn init(
     stack: &Stack,
     env_example: &Path,
