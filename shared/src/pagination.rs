@@ -144,7 +144,8 @@ impl CursorKeySource {
 /// Mints and checks cursors with one key.
 #[derive(Clone)]
 pub struct CursorSigner {
-    key: Secret<Vec<u8>>,
+    /// Keyed once at cold start; each cursor clones it (no re-keying per request).
+    mac: HmacSha256,
 }
 
 impl std::fmt::Debug for CursorSigner {
@@ -163,7 +164,7 @@ impl CursorSigner {
             });
         }
         Ok(Self {
-            key: Secret::new(bytes),
+            mac: HmacSha256::new_from_slice(&bytes).expect("HMAC accepts keys of any size"),
         })
     }
 
@@ -177,8 +178,7 @@ impl CursorSigner {
     }
 
     fn tag(&self, scope: &CursorScope, key: &[u8]) -> HmacSha256 {
-        let mut mac =
-            HmacSha256::new_from_slice(self.key.expose()).expect("HMAC accepts keys of any size");
+        let mut mac = self.mac.clone();
         mac.update(b"encache-cursor");
         mac.update(&scope.bytes);
         mac.update(key);
