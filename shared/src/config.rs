@@ -104,18 +104,6 @@ impl<'a> Env<'a> {
         }
     }
 
-    pub fn required_parsed<T>(&self, name: &str) -> Result<T, ConfigError>
-    where
-        T: FromStr,
-        T::Err: fmt::Display,
-    {
-        let raw = self.required(name)?;
-        raw.parse().map_err(|e: T::Err| ConfigError::Invalid {
-            name: name.to_owned(),
-            reason: format!("{raw:?}: {e}"),
-        })
-    }
-
     /// A duration in milliseconds, e.g. `DB_ACQUIRE_TIMEOUT_MS=2000`.
     pub fn millis(&self, name: &str, default: Duration) -> Result<Duration, ConfigError> {
         let ms: u64 = self.parsed(name, default.as_millis() as u64)?;

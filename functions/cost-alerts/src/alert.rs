@@ -369,14 +369,6 @@ impl CostMessage {
             text: message.to_owned(),
         }
     }
-
-    pub fn kind(&self) -> &'static str {
-        match self {
-            Self::Budget(_) => "budget",
-            Self::Anomaly(_) => "anomaly",
-            Self::Unrecognised { .. } => "unrecognised",
-        }
-    }
 }
 
 #[cfg(test)]

@@ -9,7 +9,6 @@ pub const FIELD_NAME_MAX: usize = 256;
 pub const FIELD_VALUE_MAX: usize = 1024;
 pub const FOOTER_MAX: usize = 2048;
 pub const TOTAL_MAX: usize = 6000;
-pub const CONTENT_MAX: usize = 2000;
 
 /// Severity decides the embed colour.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]

@@ -94,12 +94,6 @@ pub struct Plan {
     pub changes: Vec<Change>,
 }
 
-impl Plan {
-    pub fn count(&self, action: Action) -> usize {
-        self.changes.iter().filter(|c| c.action == action).count()
-    }
-}
-
 /// Compares the stack's outputs with what exists under `prefix` (keyed by full name).
 /// Outputs come first in their stack order, then deletions in name order.
 pub fn compute(prefix: &str, outputs: &[Output], existing: &BTreeMap<String, Existing>) -> Plan {
