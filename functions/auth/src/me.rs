@@ -3,6 +3,7 @@
 
 use aws_lambda_events::apigw::{ApiGatewayV2httpRequest, ApiGatewayV2httpResponse};
 use encache_shared::ApiError;
+use encache_shared::db::bounded;
 use encache_shared::http::{Caller, request_id, respond};
 use lambda_runtime::{Error, LambdaEvent};
 use serde::Serialize;
@@ -11,7 +12,7 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use crate::email::Email;
-use crate::users::{self, Bounded, User};
+use crate::users::{self, User};
 
 /// 2 s for the read (or first-call upsert), connecting included.
 pub type Settings = users::DbSettings<2000>;
@@ -46,12 +47,8 @@ async fn profile(
     settings: Settings,
 ) -> Result<Profile, ApiError> {
     let caller = Caller::from_request(req)?;
-    let user = users::within(settings.db_timeout, find_or_create(pool, &caller))
-        .await
-        .map_err(|e| match e {
-            Bounded::TimedOut(_) => ApiError::Unavailable(e.to_string()),
-            Bounded::Failed(e) => e.into(),
-        })?
+    let user = bounded(settings.db_timeout, find_or_create(pool, &caller))
+        .await?
         .ok_or_else(|| {
             // An access token carries no email, and the row needs one.
             ApiError::NotFound(

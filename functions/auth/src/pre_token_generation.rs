@@ -97,6 +97,12 @@ async fn customise(
             tracing::info!(cognito_sub = %sub, "no user row yet; tokens issued without encache claims");
             HashMap::new()
         }
+        // Sign-in must not fail for the claims: an outage is expected now and then, any
+        // other database error is a bug worth an ERROR line; both issue plain tokens.
+        Err(users::Bounded::Failed(e)) if !encache_shared::db::is_unavailable(&e) => {
+            tracing::error!(cognito_sub = %sub, error = format!("{e:#}"), "claim lookup failed; tokens issued without encache claims");
+            HashMap::new()
+        }
         Err(e) => {
             tracing::warn!(cognito_sub = %sub, error = %e, "database unavailable; tokens issued without encache claims");
             HashMap::new()
