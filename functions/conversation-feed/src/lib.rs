@@ -12,7 +12,7 @@ use aws_lambda_events::apigw::{ApiGatewayV2httpRequest, ApiGatewayV2httpResponse
 use encache_shared::ApiError;
 use encache_shared::config::{ConfigError, Env};
 use encache_shared::db::bounded;
-use encache_shared::http::{Caller, json_body, path_uuid, request_id, respond};
+use encache_shared::http::{Caller, error_response, json_body, path_uuid, request_id, respond};
 use encache_shared::pagination::{CursorScope, CursorSigner, Keyset, Page, PageRequest};
 use lambda_runtime::{Error, LambdaEvent};
 use serde::{Deserialize, Serialize};
@@ -113,24 +113,14 @@ pub async fn handle(
     deps: &Deps,
 ) -> Result<ApiGatewayV2httpResponse, Error> {
     let req = &event.payload;
-    let result = match req.route_key.as_deref() {
-        Some(LIST_ROUTE) => list_conversations(req, deps)
-            .await
-            .and_then(|p| ok(200, &p)),
-        Some(CREATE_ROUTE) => create_conversation(req, deps)
-            .await
-            .and_then(|c| ok(201, &c)),
-        Some(MESSAGES_ROUTE) => list_messages(req, deps).await.and_then(|p| ok(200, &p)),
-        Some(POST_MESSAGE_ROUTE) => post_message(req, deps).await.and_then(|m| ok(201, &m)),
-        _ => Err(ApiError::not_found("route")),
-    };
-    Ok(respond(result, request_id(req)))
-}
-
-fn ok<T: Serialize>(status: u16, body: &T) -> Result<(u16, serde_json::Value), ApiError> {
-    serde_json::to_value(body)
-        .map(|v| (status, v))
-        .map_err(|e| ApiError::Unexpected(e.into()))
+    let rid = request_id(req);
+    Ok(match req.route_key.as_deref() {
+        Some(LIST_ROUTE) => respond(list_conversations(req, deps).await.map(|p| (200, p)), rid),
+        Some(CREATE_ROUTE) => respond(create_conversation(req, deps).await.map(|c| (201, c)), rid),
+        Some(MESSAGES_ROUTE) => respond(list_messages(req, deps).await.map(|p| (200, p)), rid),
+        Some(POST_MESSAGE_ROUTE) => respond(post_message(req, deps).await.map(|m| (201, m)), rid),
+        _ => error_response(&ApiError::not_found("route"), rid),
+    })
 }
 
 /// `GET /v1/conversations?limit&cursor`.

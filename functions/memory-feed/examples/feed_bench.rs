@@ -20,7 +20,8 @@ use aws_lambda_events::apigw::ApiGatewayV2httpRequest;
 use encache_memory_feed::{Deps, FeedFilter, Settings, list};
 use encache_shared::aws::{s3_client, sdk_config};
 use encache_shared::config::Secret;
-use encache_shared::pagination::{CursorScope, CursorSigner, Keyset};
+use encache_shared::pagination::{CursorSigner, Keyset};
+use encache_tests::HttpEvent;
 use sqlx::postgres::PgPoolOptions;
 use sqlx::{Connection, PgConnection, PgPool, Row};
 
@@ -63,25 +64,12 @@ fn args() -> Result<Args> {
     Ok(a)
 }
 
-fn request(query: &[(&str, &str)]) -> Result<ApiGatewayV2httpRequest> {
-    let q: serde_json::Map<String, serde_json::Value> = query
-        .iter()
-        .map(|(k, v)| (k.to_string(), serde_json::json!(v)))
-        .collect();
-    Ok(serde_json::from_value(serde_json::json!({
-        "version": "2.0",
-        "routeKey": "GET /v1/memories",
-        "rawPath": "/v1/memories",
-        "queryStringParameters": q,
-        "requestContext": {
-            "requestId": "bench",
-            "routeKey": "GET /v1/memories",
-            "authorizer": {"jwt": {"claims": {"sub": HEAVY_SUB}, "scopes": null}},
-            "http": {"method": "GET", "path": "/v1/memories", "protocol": "HTTP/1.1",
-                     "sourceIp": "127.0.0.1", "userAgent": "bench"}
-        },
-        "isBase64Encoded": false
-    }))?)
+/// The sample `GET /v1/memories` event, as the heavy user, with `query`.
+fn request(query: &[(&str, &str)]) -> ApiGatewayV2httpRequest {
+    HttpEvent::sample("memory-feed-list.json")
+        .caller(HEAVY_SUB)
+        .query(query)
+        .build()
 }
 
 async fn seed(pool: &PgPool, a: &Args) -> Result<()> {
@@ -225,15 +213,11 @@ async fn run(a: &Args, url: &str) -> Result<()> {
         time: row.try_get("created_at")?,
         id: row.try_get("id")?,
     };
-    let first_req = request(&[("limit", "20")])?;
+    let first_req = request(&[("limit", "20")]);
     let filter = FeedFilter::from_query(&first_req).map_err(|e| anyhow::anyhow!("{e}"))?;
     assert_eq!(filter.status, "ready");
-    let scope = CursorScope::new("GET /v1/memories", HEAVY_SUB)
-        .filter("status", "ready")
-        .filter("before", "")
-        .filter("after", "");
-    let cursor = signer.encode(&scope, at);
-    let deep_req = request(&[("limit", "20"), ("cursor", &cursor)])?;
+    let cursor = signer.encode(&filter.scope(HEAVY_SUB), at);
+    let deep_req = request(&[("limit", "20"), ("cursor", &cursor)]);
     let deep_first = list(&deep_req, &deps)
         .await
         .map_err(|e| anyhow::anyhow!("deep page: {e}"))?;
@@ -265,7 +249,7 @@ async fn run(a: &Args, url: &str) -> Result<()> {
     let kd = time_it(a.runs, handler(deep_req.clone())).await?;
     let of = time_it(a.runs, || offset_page(&pool, 0)).await?;
     let od = time_it(a.runs, || offset_page(&pool, a.depth)).await?;
-    let (gf, gd) = gateway::measure(a, url, &pool, &signer, at, offset_first).await?;
+    let (gf, gd) = gateway::measure(a, url, &pool, &signer, &filter, at, offset_first).await?;
 
     println!(
         "dataset: {} users x {} memories + 1 user x {}; page {PAGE}; {} runs each",
@@ -313,7 +297,8 @@ mod gateway {
     use encache_local::serve::{self, StartOptions};
     use encache_local::stack::{Config, Stack};
     use encache_local::users::{self, Pool};
-    use encache_shared::pagination::{CursorScope, CursorSigner, Keyset};
+    use encache_memory_feed::FeedFilter;
+    use encache_shared::pagination::{CursorSigner, Keyset};
     use encache_tests::{profile_dir, repo_root};
     use sqlx::PgPool;
 
@@ -324,6 +309,7 @@ mod gateway {
         db_url: &str,
         db: &PgPool,
         signer: &CursorSigner,
+        filter: &FeedFilter,
         at: Keyset,
         offset_first: uuid::Uuid,
     ) -> Result<((f64, f64), (f64, f64))> {
@@ -397,11 +383,7 @@ mod gateway {
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(30))
             .build()?;
-        let scope = CursorScope::new("GET /v1/memories", &sub)
-            .filter("status", "ready")
-            .filter("before", "")
-            .filter("after", "");
-        let cursor = signer.encode(&scope, at);
+        let cursor = signer.encode(&filter.scope(&sub), at);
         let first_url = format!("{}/v1/memories?limit=20", running.url);
         let deep_url = format!("{first_url}&cursor={cursor}");
         let page = |url: String| {

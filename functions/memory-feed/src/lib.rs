@@ -12,7 +12,7 @@ use aws_sdk_s3::presigning::PresigningConfig;
 use encache_shared::ApiError;
 use encache_shared::config::{ConfigError, Env};
 use encache_shared::db::bounded;
-use encache_shared::http::{Caller, path_uuid, query_param, request_id, respond};
+use encache_shared::http::{Caller, error_response, path_uuid, query_param, request_id, respond};
 use encache_shared::pagination::{CursorScope, CursorSigner, Keyset, Page, PageRequest};
 use lambda_runtime::{Error, LambdaEvent};
 use serde::Serialize;
@@ -133,12 +133,13 @@ impl FeedFilter {
         })
     }
 
-    fn scope(&self, caller: &Caller) -> CursorScope {
+    /// What a cursor of this feed is bound to: the route, the caller and these filters.
+    pub fn scope(&self, sub: &str) -> CursorScope {
         let stamp = |t: Option<OffsetDateTime>| {
             t.map(|t| (t.unix_timestamp_nanos() / 1_000).to_string())
                 .unwrap_or_default()
         };
-        CursorScope::new(LIST_ROUTE, &caller.sub)
+        CursorScope::new(LIST_ROUTE, sub)
             .filter("status", &self.status)
             .filter("before", stamp(self.before))
             .filter("after", stamp(self.after))
@@ -164,20 +165,12 @@ pub async fn handle(
     deps: &Deps,
 ) -> Result<ApiGatewayV2httpResponse, Error> {
     let req = &event.payload;
-    let result = match route(req) {
-        Some(Route::List) => list(req, deps).await.and_then(|page| to_value(200, &page)),
-        Some(Route::Get) => get(req, deps)
-            .await
-            .and_then(|memory| to_value(200, &memory)),
-        None => Err(ApiError::not_found("route")),
-    };
-    Ok(respond(result, request_id(req)))
-}
-
-fn to_value<T: Serialize>(status: u16, body: &T) -> Result<(u16, serde_json::Value), ApiError> {
-    serde_json::to_value(body)
-        .map(|v| (status, v))
-        .map_err(|e| ApiError::Unexpected(e.into()))
+    let rid = request_id(req);
+    Ok(match route(req) {
+        Some(Route::List) => respond(list(req, deps).await.map(|page| (200, page)), rid),
+        Some(Route::Get) => respond(get(req, deps).await.map(|memory| (200, memory)), rid),
+        None => error_response(&ApiError::not_found("route"), rid),
+    })
 }
 
 enum Route {
@@ -200,7 +193,7 @@ pub async fn list(
 ) -> Result<Page<MemoryItem>, ApiError> {
     let caller = Caller::from_request(req)?;
     let filter = FeedFilter::from_query(req)?;
-    let scope = filter.scope(&caller);
+    let scope = filter.scope(&caller.sub);
     let page = PageRequest::from_query(req, &deps.cursors, &scope)?;
     let rows = bounded(
         deps.settings.db_timeout,
