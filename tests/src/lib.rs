@@ -72,6 +72,12 @@ impl HttpEvent {
         self
     }
 
+    /// Sets one JWT claim (as the gateway passes claims: strings).
+    pub fn claim(mut self, name: &str, value: &str) -> Self {
+        self.0["requestContext"]["authorizer"]["jwt"]["claims"][name] = Value::from(value);
+        self
+    }
+
     /// Replaces the whole query string.
     pub fn query(mut self, query: &[(&str, &str)]) -> Self {
         self.0["queryStringParameters"] = Value::Object(
@@ -95,8 +101,13 @@ impl HttpEvent {
     }
 
     /// The JSON body, as the gateway passes it (a string).
-    pub fn body(mut self, body: &Value) -> Self {
-        self.0["body"] = Value::from(body.to_string());
+    pub fn body(self, body: &Value) -> Self {
+        self.raw_body(&body.to_string())
+    }
+
+    /// The body as sent, valid JSON or not.
+    pub fn raw_body(mut self, body: &str) -> Self {
+        self.0["body"] = Value::from(body);
         self
     }
 

@@ -5,13 +5,10 @@
 use std::time::{Duration, SystemTime};
 
 use aws_lambda_events::apigw::{ApiGatewayV2httpRequest, ApiGatewayV2httpResponse};
-use aws_lambda_events::encodings::Body;
 use aws_lambda_events::eventbridge::EventBridgeEvent;
 use aws_lambda_events::s3::S3Event;
 use aws_sdk_s3::primitives::ByteStream;
-use encache_shared::config::Secret;
-use encache_shared::db::{DbLimits, lazy_pool};
-use encache_tests::{TestDb, lambda_event, sample_event, unreachable_database_url};
+use encache_tests::{HttpEvent, TestDb, lambda_event, refused_pool, sample_event, status_and_json};
 use encache_upload::complete::{self, CompletionReport, Outcome};
 use encache_upload::keys::Sequencer;
 use encache_upload::store::{self, Verdict};
@@ -125,25 +122,15 @@ impl World {
 }
 
 fn request(sub: &str, body: &str) -> ApiGatewayV2httpRequest {
-    let mut req: ApiGatewayV2httpRequest = sample_event("upload-create.json");
-    let claims = &mut req
-        .request_context
-        .authorizer
-        .as_mut()
-        .and_then(|a| a.jwt.as_mut())
-        .expect("the sample carries JWT claims")
-        .claims;
-    claims.insert("sub".into(), sub.into());
-    claims.insert("email".into(), format!("{sub}@example.com"));
-    req.body = Some(body.to_owned());
-    req
+    HttpEvent::sample("upload-create.json")
+        .caller(sub)
+        .claim("email", &format!("{sub}@example.com"))
+        .raw_body(body)
+        .build()
 }
 
 fn json_of(resp: &ApiGatewayV2httpResponse) -> Value {
-    match &resp.body {
-        Some(Body::Text(t)) => serde_json::from_str(t).expect("JSON body"),
-        other => panic!("expected a text body, got {other:?}"),
-    }
+    status_and_json(resp).1
 }
 
 /// The sample S3 event with one record per (encoded key, sequencer).
@@ -712,12 +699,7 @@ async fn one_bad_record_does_not_hide_the_others() {
 #[tokio::test]
 async fn a_database_outage_fails_the_invocation_as_retryable() {
     let w = World::new().await;
-    let limits = DbLimits {
-        acquire_timeout: Duration::from_secs(1),
-        statement_timeout: Duration::from_secs(1),
-        max_connections: 1,
-    };
-    let down = lazy_pool(&Secret::new(unreachable_database_url()), limits).unwrap();
+    let down = refused_pool();
     let key = format!("users/{}/memories/{}", Uuid::new_v4(), Uuid::new_v4());
     w.put(&key, b"hello", "text/plain").await;
 
