@@ -24,6 +24,8 @@ pub struct S3Subscription {
     pub queue_name: String,
     pub prefix: Option<String>,
     pub suffix: Option<String>,
+    /// The S3 event types (`s3:ObjectCreated:*`, ...).
+    pub events: Vec<String>,
 }
 
 /// The queue name for one function's S3 event (SQS names: 80 chars of [A-Za-z0-9_-]).
@@ -49,9 +51,9 @@ pub fn s3_subscriptions(stack: &Stack) -> anyhow::Result<Vec<S3Subscription>> {
         for ev in &f.events {
             if let EventKind::S3 {
                 bucket,
+                events,
                 prefix,
                 suffix,
-                ..
             } = &ev.kind
             {
                 subs.push(S3Subscription {
@@ -62,6 +64,7 @@ pub fn s3_subscriptions(stack: &Stack) -> anyhow::Result<Vec<S3Subscription>> {
                     queue_name: queue_name(&resolver.stack_name, &f.logical_id, &ev.name),
                     prefix: prefix.clone(),
                     suffix: suffix.clone(),
+                    events: events.clone(),
                 });
             }
         }
@@ -100,22 +103,6 @@ pub async fn s3(
             "arn:aws:sqs:{}:{LOCAL_ACCOUNT_ID}:{}",
             stack.config.region, sub.queue_name
         );
-        let events = stack
-            .template
-            .functions
-            .get(&sub.function)
-            .into_iter()
-            .flat_map(|f| f.events.iter())
-            .find_map(|e| match &e.kind {
-                EventKind::S3 { events, .. }
-                    if queue_name(&resolver.stack_name, &sub.function, &e.name)
-                        == sub.queue_name =>
-                {
-                    Some(events.clone())
-                }
-                _ => None,
-            })
-            .unwrap_or_default();
         let mut rules = Vec::new();
         for (name, value) in [
             (FilterRuleName::Prefix, &sub.prefix),
@@ -129,7 +116,7 @@ pub async fn s3(
             .id(sub.queue_name.clone())
             .queue_arn(arn)
             .set_events(Some(
-                events.iter().map(|e| Event::from(e.as_str())).collect(),
+                sub.events.iter().map(|e| Event::from(e.as_str())).collect(),
             ));
         if !rules.is_empty() {
             config = config.filter(
