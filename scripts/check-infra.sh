@@ -39,7 +39,10 @@ prepare_emulator_copy() {
   local work="$1"
   mkdir -p "$work"
   cp -R devops contracts "$work/"
-  rm -rf "$work/devops/.terraform" "$work/devops"/*.tfstate* "$work/devops/backend_override.tf"
+  # Only the configuration: no providers, state (or per-env workspace state), backend
+  # override, nor an operator's tfvars (Terraform would load them into this run).
+  rm -rf "$work/devops/.terraform" "$work/devops"/*.tfstate* "$work/devops/terraform.tfstate.d" \
+    "$work/devops/backend_override.tf" "$work/devops/terraform.tfvars" "$work/devops"/*.auto.tfvars
   # The emulator is shared (tests, encache-local): this run's names must not collide with
   # theirs, so the copy's parameter prefix and resource names carry a run id.
   local run_id="ci$$$RANDOM"
