@@ -14,7 +14,7 @@ use aws_sdk_s3::types::{
 };
 
 use crate::stack::Stack;
-use crate::template::{EventKind, LOCAL_ACCOUNT_ID, referenced_ids};
+use crate::template::{EventKind, referenced_ids};
 
 /// One bucket notification the runtime delivers: objects in `bucket` → `function`.
 #[derive(Debug, Clone)]
@@ -99,10 +99,7 @@ pub async fn s3(
             .with_context(|| format!("creating the queue {}", sub.queue_name))?
             .queue_url
             .context("the emulator returned no queue URL")?;
-        let arn = format!(
-            "arn:aws:sqs:{}:{LOCAL_ACCOUNT_ID}:{}",
-            stack.config.region, sub.queue_name
-        );
+        let arn = resolver.arn("sqs", &sub.queue_name);
         let mut rules = Vec::new();
         for (name, value) in [
             (FilterRuleName::Prefix, &sub.prefix),

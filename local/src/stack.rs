@@ -8,7 +8,7 @@ use anyhow::{Context, bail};
 
 use crate::env::{self, EnvFile, UnsetVariable};
 use crate::runtime::FunctionSpec;
-use crate::template::{LOCAL_ACCOUNT_ID, Resolver, Template};
+use crate::template::{Resolver, Template};
 
 /// Where things are and how to run them; built from the command line.
 #[derive(Debug, Clone)]
@@ -195,7 +195,10 @@ impl Stack {
             binary_path: self.config.bin_dir.join(&f.binary),
             env: process,
             timeout: Duration::from_secs(f.timeout_secs.max(1)),
-            function_arn: format!("arn:aws:lambda:{region}:{LOCAL_ACCOUNT_ID}:function:{name}"),
+            // What `!GetAtt <id>.Arn` gives the template's outputs and policies, too.
+            function_arn: resolver
+                .function_arn(&name)
+                .map_err(|e| SpecError::Other(e.into()))?,
             max_instances: self.config.max_instances,
             logical_id: name,
         })

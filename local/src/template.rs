@@ -667,11 +667,17 @@ impl<'t> Resolver<'t> {
         format!("{}/{LOCAL_ACCOUNT_ID}/{name}", base.trim_end_matches('/'))
     }
 
-    fn arn(&self, service: &str, resource: &str) -> String {
+    /// `arn:aws:<service>:<region>:<local account>:<resource>`.
+    pub fn arn(&self, service: &str, resource: &str) -> String {
         format!(
             "arn:aws:{service}:{}:{LOCAL_ACCOUNT_ID}:{resource}",
             self.region
         )
+    }
+
+    /// A function's ARN, exactly as `!GetAtt <id>.Arn` resolves locally.
+    pub fn function_arn(&self, logical_id: &str) -> Result<String, Unresolved> {
+        self.get_att(logical_id, "Arn").map(|v| json_scalar(&v))
     }
 
     fn get_att(&self, id: &str, attr: &str) -> Result<Json, Unresolved> {
