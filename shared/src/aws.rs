@@ -55,8 +55,9 @@ impl SecretCache {
 
     /// The parameter's decrypted value. The error names the parameter, never the value.
     pub async fn get(&self, name: &str) -> anyhow::Result<Secret<String>> {
-        let mut values = self.values.lock().await;
-        if let Some(v) = values.get(name) {
+        // The lock is not held across the SSM call, so different secrets load side by
+        // side at cold start (two callers of one name may both fetch it; same value).
+        if let Some(v) = self.values.lock().await.get(name) {
             return Ok(v.clone());
         }
         let out = self
@@ -72,7 +73,10 @@ impl SecretCache {
             .and_then(|p| p.value)
             .with_context(|| format!("SSM parameter {name} has no value"))?;
         let secret = Secret::new(value);
-        values.insert(name.to_owned(), secret.clone());
+        self.values
+            .lock()
+            .await
+            .insert(name.to_owned(), secret.clone());
         Ok(secret)
     }
 

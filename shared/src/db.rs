@@ -109,8 +109,13 @@ pub fn is_unavailable(e: &sqlx::Error) -> bool {
 }
 
 /// Everything a database-backed function does at cold start: read the settings, fetch
-/// the password from SSM if there is no `DATABASE_URL`, build the lazy pool.
-pub async fn pool_from_env(env: &Env<'_>) -> anyhow::Result<PgPool> {
+/// the password from SSM if there is no `DATABASE_URL`, build the lazy pool. A function
+/// that reads other secrets passes its `SecretCache` (one SDK config and SSM client per
+/// container); the others pass `None` and the SDK is loaded only if SSM is needed.
+pub async fn pool_from_env(
+    env: &Env<'_>,
+    secrets: Option<&crate::aws::SecretCache>,
+) -> anyhow::Result<PgPool> {
     use anyhow::Context;
     let limits = DbLimits::from_env(env)?;
     let url = match DbLocation::from_env(env)? {
@@ -122,10 +127,14 @@ pub async fn pool_from_env(env: &Env<'_>) -> anyhow::Result<PgPool> {
             user,
             password_parameter,
         } => {
-            let sdk = crate::aws::sdk_config().await;
-            let password = crate::aws::SecretCache::from_sdk(&sdk)
-                .get(&password_parameter)
-                .await?;
+            let password = match secrets {
+                Some(secrets) => secrets.get(&password_parameter).await?,
+                None => {
+                    crate::aws::SecretCache::from_sdk(&crate::aws::sdk_config().await)
+                        .get(&password_parameter)
+                        .await?
+                }
+            };
             url_from_parts(&host, port, &name, &user, password.expose())
         }
     };

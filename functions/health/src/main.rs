@@ -8,6 +8,6 @@ async fn main() -> Result<(), Error> {
     telemetry::init();
     let env = Env::new(&ProcessEnv);
     let settings = Settings::from_env(&env)?;
-    let pool = db::pool_from_env(&env).await?;
+    let pool = db::pool_from_env(&env, None).await?;
     run(service_fn(|event| handle(event, &pool, settings))).await
 }

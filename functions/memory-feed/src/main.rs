@@ -11,8 +11,12 @@ async fn main() -> Result<(), Error> {
     let env = Env::new(&ProcessEnv);
     let settings = Settings::from_env(&env)?;
     let sdk = sdk_config().await;
-    let cursors = CursorSigner::from_env(&env, &SecretCache::from_sdk(&sdk)).await?;
-    let pool = db::pool_from_env(&env).await?;
+    // One SSM client for both secrets, read side by side.
+    let secrets = SecretCache::from_sdk(&sdk);
+    let (cursors, pool) = tokio::try_join!(
+        CursorSigner::from_env(&env, &secrets),
+        db::pool_from_env(&env, Some(&secrets))
+    )?;
     let deps = Deps {
         pool,
         s3: s3_client(&sdk),

@@ -8,8 +8,9 @@ async fn main() -> Result<(), Error> {
     telemetry::init();
     let env = Env::new(&ProcessEnv);
     let settings = ApiSettings::from_env(&env)?;
-    let pool = db::pool_from_env(&env).await?;
-    let s3 = aws::s3_client(&aws::sdk_config().await);
+    let sdk = aws::sdk_config().await;
+    let pool = db::pool_from_env(&env, Some(&aws::SecretCache::from_sdk(&sdk))).await?;
+    let s3 = aws::s3_client(&sdk);
     run(service_fn(|event| {
         api::handle(event, &pool, &s3, &settings)
     }))
