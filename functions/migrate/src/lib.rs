@@ -1,0 +1,189 @@
+//! The `DatabaseSchema` custom resource: CloudFormation invokes this function during
+//! `sam deploy`, and every function that uses the database `DependsOn` the resource, so
+//! the schema reaches the database before their new code does.
+//!
+//! - Create, or an Update of a new deploy: the migrations run (under sqlx's advisory lock,
+//!   so racing deploys take turns), unless the database has a migration the code does not
+//!   know, or an applied migration was edited: then FAILED, and the deploy rolls back.
+//! - An Update back to an older `DeployId` is CloudFormation rolling back: SUCCESS with the
+//!   schema left as it is (migrations are expand-only; the previous code runs on it).
+//! - Delete: SUCCESS; the schema is never dropped.
+//!
+//! Every request gets an answer at its `ResponseURL`, within the invocation's deadline,
+//! whatever state the database is in: CloudFormation otherwise waits an hour.
+
+pub mod request;
+pub mod response;
+pub mod schema;
+
+use std::collections::HashMap;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use aws_lambda_events::event::cloudformation::{
+    CloudFormationCustomResourceRequest, CloudFormationCustomResourceResponse,
+    CloudFormationCustomResourceResponseStatus as Status,
+};
+use lambda_runtime::{Diagnostic, LambdaEvent};
+use sqlx::PgPool;
+use tracing::Instrument;
+
+use crate::request::{Action, Request};
+use crate::schema::{SchemaError, join};
+
+/// Time kept back from the invocation's deadline for the response PUT (and its timeout).
+pub const DEADLINE_MARGIN: Duration = Duration::from_secs(15);
+
+/// What the handler needs, built once per container.
+pub struct Deps {
+    /// The pool, or why it could not be set up at cold start (reported as FAILED).
+    pub database: Result<PgPool, String>,
+    pub http: reqwest::Client,
+}
+
+impl Deps {
+    pub fn new(database: Result<PgPool, String>) -> Result<Self, reqwest::Error> {
+        Ok(Self {
+            database,
+            http: response::client()?,
+        })
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum HandlerError {
+    /// The answer did not reach CloudFormation; Lambda's retry of the (asynchronous)
+    /// invocation sends it again (a second run of the migrations applies nothing).
+    #[error("the response did not reach CloudFormation: {0}")]
+    ResponseNotDelivered(String),
+    #[error("a custom resource request type this function does not know")]
+    UnknownRequestType,
+}
+
+impl From<HandlerError> for Diagnostic {
+    fn from(e: HandlerError) -> Self {
+        let kind = match e {
+            HandlerError::ResponseNotDelivered(_) => "Retryable.ResponseNotDelivered",
+            HandlerError::UnknownRequestType => "NotRetryable.UnknownRequestType",
+        };
+        Diagnostic {
+            error_type: kind.into(),
+            error_message: e.to_string(),
+        }
+    }
+}
+
+/// Handles one custom resource request and answers it at its `ResponseURL`; returns the
+/// answer sent.
+pub async fn handle(
+    deps: &Deps,
+    event: LambdaEvent<CloudFormationCustomResourceRequest>,
+) -> Result<CloudFormationCustomResourceResponse, HandlerError> {
+    let budget = time_left(event.context.deadline).saturating_sub(DEADLINE_MARGIN);
+    let Some(request) = Request::from_event(event.payload) else {
+        tracing::error!("unknown custom resource request type: no response URL to answer");
+        return Err(HandlerError::UnknownRequestType);
+    };
+    let span = tracing::info_span!(
+        "schema",
+        request_type = request.kind,
+        request_id = %request.request_id,
+        logical_resource_id = %request.logical_resource_id,
+    );
+    answer(deps, &request, budget).instrument(span).await
+}
+
+async fn answer(
+    deps: &Deps,
+    request: &Request,
+    budget: Duration,
+) -> Result<CloudFormationCustomResourceResponse, HandlerError> {
+    let (status, reason, data) = match &request.action {
+        Action::Migrate => migrate_within(deps, budget).await,
+        Action::KeepForRollback { from, to } => {
+            tracing::info!(from, to, "rollback: schema left as it is");
+            (
+                Status::Success,
+                format!(
+                    "rollback from deploy {from} to deploy {to}: the schema stays at its version, nothing migrated (migrations are expand-only; the previous code runs on it)"
+                ),
+                HashMap::from([("AppliedVersions".into(), String::new())]),
+            )
+        }
+        Action::Keep => {
+            tracing::info!("delete: schema left as it is");
+            (
+                Status::Success,
+                "the resource left the stack; the database schema is never dropped".into(),
+                HashMap::new(),
+            )
+        }
+    };
+
+    let response = response::build(request, status, &reason, data);
+    match response::send(&deps.http, &request.response_url, &response).await {
+        Ok(()) => Ok(response),
+        Err(e) => {
+            tracing::error!(error = %e, "could not deliver the response to CloudFormation");
+            Err(HandlerError::ResponseNotDelivered(e))
+        }
+    }
+}
+
+/// Runs the migrations within `budget`; a failure of any kind is a FAILED answer.
+async fn migrate_within(
+    deps: &Deps,
+    budget: Duration,
+) -> (Status, String, HashMap<String, String>) {
+    let result = match &deps.database {
+        Err(setup) => Err(SchemaError::Unavailable(format!(
+            "the database connection could not be set up: {setup}"
+        ))),
+        Ok(_) if budget.is_zero() => Err(SchemaError::Failed(
+            "no time left in this invocation to migrate".into(),
+        )),
+        Ok(pool) => match tokio::time::timeout(budget, schema::migrate(pool)).await {
+            Ok(result) => result,
+            Err(_) => Err(SchemaError::Failed(format!(
+                "migrating did not finish within {} s (the invocation's deadline less {} s): a migration in progress was rolled back; deploy again once the database answers",
+                budget.as_secs(),
+                DEADLINE_MARGIN.as_secs()
+            ))),
+        },
+    };
+    match result {
+        Ok(done) => {
+            let applied = join(&done.applied);
+            let version = done
+                .schema_version
+                .map(|v| v.to_string())
+                .unwrap_or_default();
+            tracing::info!(
+                applied = %applied,
+                applied_count = done.applied.len(),
+                schema_version = %version,
+                "schema migrated"
+            );
+            let reason = if done.applied.is_empty() {
+                format!("the schema is current at version {version}; nothing to apply")
+            } else {
+                format!("applied {applied}; the schema is at version {version}")
+            };
+            let data = HashMap::from([
+                ("AppliedVersions".into(), applied),
+                ("SchemaVersion".into(), version),
+            ]);
+            (Status::Success, reason, data)
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "schema not migrated");
+            (Status::Failed, e.to_string(), HashMap::new())
+        }
+    }
+}
+
+/// Time until the invocation's deadline (milliseconds since the epoch); zero once passed.
+fn time_left(deadline_ms: u64) -> Duration {
+    (UNIX_EPOCH + Duration::from_millis(deadline_ms))
+        .duration_since(SystemTime::now())
+        .unwrap_or_default()
+}
