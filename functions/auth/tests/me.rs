@@ -5,8 +5,8 @@ mod common;
 use std::time::{Duration, Instant};
 
 use aws_lambda_events::apigw::ApiGatewayV2httpRequest;
-use common::{raw, user_count};
-use encache_auth::me::{Settings, handle};
+use common::{me_deps, raw, user_count};
+use encache_auth::me::handle;
 use encache_auth::post_confirmation;
 use encache_tests::{TestDb, lambda_event, refused_pool, sample_event, status_and_json};
 use serde_json::{Value, json};
@@ -14,14 +14,10 @@ use sqlx::PgPool;
 
 const SUB: &str = "6c1f0d2e-8a4b-4f37-9d51-2b7e9c0a4f18";
 
-fn settings() -> Settings {
-    Settings {
-        db_timeout: Duration::from_millis(2000),
-    }
-}
-
 async fn get_me(req: ApiGatewayV2httpRequest, pool: &PgPool) -> (i64, Value) {
-    status_and_json(&handle(lambda_event(req), pool, settings()).await.unwrap())
+    // GET never touches the bucket.
+    let deps = me_deps(pool, "no-bucket-needed", Duration::from_millis(2000)).await;
+    status_and_json(&handle(lambda_event(req), &deps).await.unwrap())
 }
 
 fn request() -> ApiGatewayV2httpRequest {

@@ -1,8 +1,12 @@
-//! Helpers the auth tests share: raw sample events and row counts. Pools that cannot
-//! answer come from `encache_tests` (`refused_pool`, `silent_pool`).
+//! Helpers the auth tests share: raw sample events, row counts and the `/v1/me`
+//! handler's dependencies. Pools that cannot answer come from `encache_tests`
+//! (`refused_pool`, `silent_pool`).
 
 #![allow(dead_code)]
 
+use std::time::Duration;
+
+use encache_auth::me::{Deps, Settings};
 use encache_tests::sample_event;
 use serde_json::Value;
 use sqlx::PgPool;
@@ -33,4 +37,18 @@ pub async fn user_count(pool: &PgPool) -> i64 {
         .fetch_one(pool)
         .await
         .unwrap()
+}
+
+/// The `/v1/me` handler's dependencies: `pool`, an S3 client for the emulator
+/// (`AWS_ENDPOINT_URL`) and `bucket` as the upload bucket.
+pub async fn me_deps(pool: &PgPool, bucket: &str, db_timeout: Duration) -> Deps {
+    let sdk = encache_shared::aws::sdk_config().await;
+    Deps {
+        pool: pool.clone(),
+        s3: encache_shared::aws::s3_client(&sdk),
+        settings: Settings {
+            db_timeout,
+            bucket: bucket.to_owned(),
+        },
+    }
 }
