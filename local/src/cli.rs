@@ -69,6 +69,11 @@ pub struct Global {
         env = "ENCACHE_STACK_NAME"
     )]
     pub stack_name: String,
+    /// Configure the stack as a deploy does: these `sam deploy --parameter-overrides`
+    /// (`Key=Value ...`), the template's defaults, and every SSM-typed parameter read from
+    /// SSM; the local env files are not read (`scripts/deploy.sh rehearsal`).
+    #[arg(long, global = true, env = "ENCACHE_PARAMETER_OVERRIDES")]
+    pub parameter_overrides: Option<String>,
 }
 
 impl Global {
@@ -83,6 +88,7 @@ impl Global {
         config.container_env_vars = self.container_env_vars.clone();
         config.max_instances = self.max_instances;
         config.stack_name = self.stack_name.clone();
+        config.parameter_overrides = self.parameter_overrides.clone();
         config
     }
 }
@@ -131,6 +137,9 @@ pub enum Command {
         /// The API's URL, published as the outputs built from the HTTP API's id (`ApiUrl`).
         #[arg(long, default_value = "http://127.0.0.1:3000", env = "ENCACHE_API_URL")]
         api_url: String,
+        /// Do not run the template's custom resources (the database migrations).
+        #[arg(long)]
+        no_custom_resources: bool,
     },
     /// Measure cold starts, memory and the gateway (numbers for docs/benchmarks.md).
     Bench {
@@ -166,7 +175,12 @@ pub enum UserCommand {
         email: String,
         #[arg(long)]
         password: String,
+        /// Fail unless every trigger is wired to the pool (a deploy's smoke test).
+        #[arg(long)]
+        require_wired_triggers: bool,
     },
+    /// Delete a user from the pool (its data goes with `DELETE /v1/me`).
+    Delete { email: String },
     /// Print an ID token for the user that the local HTTP API accepts.
     Token {
         email: String,
@@ -179,7 +193,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let config = cli.global.config();
     match cli.command {
         Command::Invoke { logical_id, event } => {
-            let stack = Stack::load(config)?;
+            let stack = Stack::open(config).await?;
             invoke::run(&stack, &logical_id, event.as_deref()).await
         }
         Command::Start {
@@ -188,7 +202,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             issuer,
             no_events,
         } => {
-            let stack = Stack::load(config)?;
+            let stack = Stack::open(config).await?;
             let options = StartOptions {
                 addr,
                 gateway: GatewaySettings { jwks_url, issuer },
@@ -197,7 +211,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             serve::run(&stack, &options).await
         }
         Command::Migrate => {
-            setup::migrate(&Stack::load(config)?).await?;
+            setup::migrate(&Stack::open(config).await?).await?;
             eprintln!("==> migrations applied");
             Ok(ExitCode::SUCCESS)
         }
@@ -205,7 +219,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             env_example,
             container_example,
         } => {
-            let stack = Stack::load(config)?;
+            let stack = Stack::open(config).await?;
             setup::init(&stack, &env_example, &container_example).await?;
             Ok(ExitCode::SUCCESS)
         }
@@ -215,7 +229,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             requests,
             compare_url,
         } => {
-            let stack = Stack::load(config)?;
+            let stack = Stack::open(config).await?;
             let options = bench::BenchOptions {
                 cold_runs,
                 warm,
@@ -225,19 +239,33 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             bench::run(&stack, &options).await
         }
         Command::SyncEnv => {
-            setup::sync_env(&Stack::load(config)?).await?;
+            setup::sync_env(&Stack::open(config).await?).await?;
             Ok(ExitCode::SUCCESS)
         }
-        Command::Provision { api_url } => {
-            let stack = Stack::load(config)?;
+        Command::Provision {
+            api_url,
+            no_custom_resources,
+        } => {
+            let stack = Stack::open(config).await?;
             let sdk = encache_shared::aws::sdk_config().await;
             let subs = crate::provision::s3(&stack, &sdk).await?;
-            let n = crate::provision::ssm_parameters(&stack, &sdk).await?;
+            // A deploy's parameters were written by Terraform; the local ones come from
+            // the env file.
+            let n = if stack.is_deployed() {
+                0
+            } else {
+                crate::provision::ssm_parameters(&stack, &sdk).await?
+            };
+            let exists = crate::provision::stack_exists(&stack, &sdk).await?;
+            if !no_custom_resources {
+                crate::custom_resources::run_all(&stack, exists).await?;
+            }
             let outputs = crate::provision::local_outputs(&stack, &api_url)?;
             for (key, why) in &outputs.skipped {
                 eprintln!("warning: output {key} is left out of the local stack: {why}");
             }
-            let stack_id = crate::provision::cloudformation_stack(&stack, &sdk, &outputs).await?;
+            let stack_id =
+                crate::provision::cloudformation_stack(&stack, &sdk, &outputs, exists).await?;
             eprintln!(
                 "==> provisioned {} bucket notification(s), {n} SSM parameter(s), stack {stack_id} \
                  with {} output(s)",
@@ -246,21 +274,33 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             );
             Ok(ExitCode::SUCCESS)
         }
-        Command::User(UserCommand::Create { email, password }) => {
-            let stack = Stack::load(config)?;
-            users::create(&stack, &Pool::from_stack(&stack)?, &email, &password).await?;
+        Command::User(UserCommand::Create {
+            email,
+            password,
+            require_wired_triggers,
+        }) => {
+            let stack = Stack::open(config).await?;
+            let pool = Pool::from_stack(&stack)?;
+            users::create_checked(&stack, &pool, &email, &password, require_wired_triggers).await?;
             Ok(ExitCode::SUCCESS)
         }
         Command::User(UserCommand::Token { email, password }) => {
-            let stack = Stack::load(config)?;
+            let stack = Stack::open(config).await?;
+            let pool = Pool::from_stack(&stack)?;
             println!(
                 "{}",
-                users::token(&Pool::from_stack(&stack)?, &email, &password).await?
+                users::token_checked(&stack, &pool, &email, &password).await?
             );
             Ok(ExitCode::SUCCESS)
         }
+        Command::User(UserCommand::Delete { email }) => {
+            let stack = Stack::open(config).await?;
+            users::delete(&Pool::from_stack(&stack)?, &email).await?;
+            eprintln!("==> deleted {email}");
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Build => {
-            Stack::load(config)?.build(cli.global.release)?;
+            Stack::open(config).await?.build(cli.global.release)?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Drift {

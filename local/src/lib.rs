@@ -2,6 +2,8 @@
 
 pub mod bench;
 pub mod cli;
+pub mod custom_resources;
+pub mod deployed;
 pub mod env;
 pub mod events;
 pub mod gateway;

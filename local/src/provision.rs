@@ -163,7 +163,7 @@ async fn create_bucket(s3: &aws_sdk_s3::Client, name: &str) -> anyhow::Result<()
 /// have written them.
 pub async fn ssm_parameters(stack: &Stack, sdk: &aws_config::SdkConfig) -> anyhow::Result<usize> {
     let ssm = aws_sdk_ssm::Client::new(sdk);
-    let values = stack.env.parameter_values(&stack.template);
+    let values = &stack.parameters;
     let mut n = 0;
     for (name, def) in &stack.template.parameters {
         let (Some(value), Some(serde_yaml::Value::String(path))) = (values.get(name), &def.default)
@@ -316,31 +316,18 @@ fn stand_in_template(outputs: &LocalOutputs) -> serde_json::Value {
     })
 }
 
-/// Creates (or updates) the CloudFormation stack named like the local stack, with the
-/// template's outputs, so `StackSyncFunction` and `stack-sync-cli` have a stack to describe.
-/// Returns the stack id.
+/// Creates (or, when it `exists`, updates) the CloudFormation stack named like the local
+/// stack, with the template's outputs, so `StackSyncFunction` and `stack-sync-cli` have a
+/// stack to describe. Returns the stack id.
 pub async fn cloudformation_stack(
     stack: &Stack,
     sdk: &aws_config::SdkConfig,
     outputs: &LocalOutputs,
+    exists: bool,
 ) -> anyhow::Result<String> {
     let cfn = aws_sdk_cloudformation::Client::new(sdk);
     let name = &stack.config.stack_name;
     let body = stand_in_template(outputs).to_string();
-    let exists = match cfn.describe_stacks().stack_name(name).send().await {
-        Ok(out) => out.stacks().iter().any(|s| {
-            s.stack_status()
-                .is_some_and(|st| st.as_str() != "DELETE_COMPLETE")
-        }),
-        Err(e) => {
-            let message = e.as_service_error().and_then(|s| s.meta().message());
-            if message.is_some_and(|m| m.contains("does not exist")) {
-                false
-            } else {
-                return Err(anyhow::Error::new(e).context(format!("describing stack {name}")));
-            }
-        }
-    };
     if exists {
         match cfn
             .update_stack()
@@ -375,4 +362,24 @@ pub async fn cloudformation_stack(
         .first()
         .and_then(|s| s.stack_id.clone())
         .with_context(|| format!("the emulator has no stack {name} after creating it"))
+}
+
+/// Whether the emulator has the stack (a first deploy creates, later ones update).
+pub async fn stack_exists(stack: &Stack, sdk: &aws_config::SdkConfig) -> anyhow::Result<bool> {
+    let cfn = aws_sdk_cloudformation::Client::new(sdk);
+    let name = &stack.config.stack_name;
+    match cfn.describe_stacks().stack_name(name).send().await {
+        Ok(out) => Ok(out.stacks().iter().any(|s| {
+            s.stack_status()
+                .is_some_and(|st| st.as_str() != "DELETE_COMPLETE")
+        })),
+        Err(e) => {
+            let message = e.as_service_error().and_then(|s| s.meta().message());
+            if message.is_some_and(|m| m.contains("does not exist")) {
+                Ok(false)
+            } else {
+                Err(anyhow::Error::new(e).context(format!("describing stack {name}")))
+            }
+        }
+    }
 }

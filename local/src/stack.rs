@@ -1,6 +1,6 @@
 //! The local stack: the template plus the local env files, turned into runnable functions.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -24,6 +24,10 @@ pub struct Config {
     pub endpoint: Option<String>,
     /// What `AWS::StackName` is locally; prefixes generated names (buckets, queues).
     pub stack_name: String,
+    /// Deploy-time parameters (`sam deploy --parameter-overrides` form): when set, the
+    /// template's parameters come from these, their defaults and SSM, as in a real
+    /// deploy, and the local env files are not read.
+    pub parameter_overrides: Option<String>,
 }
 
 impl Config {
@@ -38,6 +42,7 @@ impl Config {
             region: std::env::var("AWS_REGION").unwrap_or_else(|_| "us-east-1".into()),
             endpoint: encache_shared::aws::endpoint_override(),
             stack_name: "encache-local".into(),
+            parameter_overrides: None,
         }
     }
 
@@ -62,23 +67,56 @@ pub struct Stack {
     pub template: Template,
     pub env: EnvFile,
     pub container: EnvFile,
+    /// The template parameters' values (from the env file, or from the deploy).
+    pub parameters: HashMap<String, String>,
 }
 
 impl Stack {
+    /// The stack with the local env files' values (the local stack, tests).
     pub fn load(config: Config) -> anyhow::Result<Self> {
         let template = Template::load(&config.template)?;
         let env = EnvFile::load_optional(&config.env_vars)?;
         let container = EnvFile::load_optional(&config.container_env_vars)?;
+        let parameters = env.parameter_values(&template);
         Ok(Self {
             config,
             template,
             env,
             container,
+            parameters,
         })
     }
 
+    /// [`Stack::load`], or, with `parameter_overrides`, the stack as a deploy configures
+    /// it: parameters from the overrides, defaults and SSM, no local env files.
+    pub async fn open(config: Config) -> anyhow::Result<Self> {
+        let Some(overrides) = config.parameter_overrides.clone() else {
+            return Self::load(config);
+        };
+        let template = Template::load(&config.template)?;
+        let sdk = encache_shared::aws::sdk_config().await;
+        let parameters = crate::deployed::parameter_values(
+            &template,
+            &crate::deployed::parse_overrides(&overrides)?,
+            &aws_sdk_ssm::Client::new(&sdk),
+        )
+        .await?;
+        Ok(Self {
+            config,
+            template,
+            env: EnvFile::default(),
+            container: EnvFile::default(),
+            parameters,
+        })
+    }
+
+    /// True when the parameters come from a deploy (SSM), not the local env files.
+    pub fn is_deployed(&self) -> bool {
+        self.config.parameter_overrides.is_some()
+    }
+
     pub fn resolver(&self) -> Resolver<'_> {
-        let mut r = Resolver::new(&self.template, self.env.parameter_values(&self.template));
+        let mut r = Resolver::new(&self.template, self.parameters.clone());
         r.region = self.config.region.clone();
         r.endpoint = self.config.endpoint.clone();
         r.stack_name = self.config.stack_name.clone();

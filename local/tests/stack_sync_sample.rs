@@ -151,7 +151,12 @@ async fn the_sample_event_syncs_the_local_stack_outputs_into_ssm() {
     .expect("container env file");
 
     // given the local stack in the emulator, carrying the template's outputs
-    run(encache_local(&dir).args(["provision", "--api-url", "http://127.0.0.1:3999"]));
+    run(encache_local(&dir).args([
+        "provision",
+        "--no-custom-resources",
+        "--api-url",
+        "http://127.0.0.1:3999",
+    ]));
     let outputs = stack_outputs(&sdk).await;
     let template = encache_local::template::Template::load(&repo_root().join("template.yaml"))
         .expect("template.yaml");
@@ -185,7 +190,12 @@ async fn the_sample_event_syncs_the_local_stack_outputs_into_ssm() {
     );
 
     // and after a redeploy that changes one output, the sync updates exactly that one
-    run(encache_local(&dir).args(["provision", "--api-url", "http://127.0.0.1:4000"]));
+    run(encache_local(&dir).args([
+        "provision",
+        "--no-custom-resources",
+        "--api-url",
+        "http://127.0.0.1:4000",
+    ]));
     let third = invoke_sample(&dir);
     let changed: Vec<_> = actions(&third)
         .into_iter()
