@@ -1,16 +1,28 @@
 #!/usr/bin/env bash
-# Deploys encache to ENV (dev or prod) in the one order that works, printing each step
-# and stopping at the first failure:
-#   1. preflight        tools, AWS credentials, contracts
-#   2. terraform apply  shared infrastructure + every SSM parameter template.yaml reads
+# Deploys encache in the one order that works, printing each step with its time and
+# stopping at the first failure:
+#   1. preflight        tools, AWS credentials, contracts, operator secrets
+#   2. terraform apply  shared infrastructure + every SSM parameter template.yaml reads;
+#                       then a plan that must show no changes
 #   3. parameters       every /encache/ENV/... parameter the stack reads exists
-#   4. build            scripts/build.sh (sam build, rust-cargolambda, arm64)
-#   5. sam deploy       --config-env ENV (samconfig.toml), SSM names pointed at ENV
+#   4. build            the functions
+#   5. stack            the template with ENV's parameters; its DatabaseSchema custom
+#                       resource runs MigrateFunction (the migrations) before the database
+#                       functions' new code is deployed
 #   6. sync             scripts/post-deploy-sync.sh: stack outputs -> /encache/ENV/stack/
 #   7. terraform apply  -var wire_auth_triggers=true: Cognito triggers wired
-#   8. smoke            scripts/smoke.sh API_URL
-# Uses the AWS credentials and region of the environment (AWS_PROFILE, AWS_REGION).
-#   scripts/deploy.sh dev
+#   8. smoke            scripts/smoke.sh: a throwaway user signs up through the wired
+#                       triggers and uses the API, then is deleted with its data
+#
+#   scripts/deploy.sh dev|prod            a real deploy (AWS_PROFILE / AWS_REGION)
+#   scripts/deploy.sh rehearsal [dev|prod]
+#       the same steps, in the same order, on this machine: a moto AWS emulator of its
+#       own, a database of its own in the local PostgreSQL (Terraform's existing-database
+#       variant), the local runtime (encache-local) in place of Lambda + API Gateway, and
+#       samconfig.toml's [ENV] parameters. Everything it made is removed at the end.
+#       For tests: REHEARSAL_DB_SEED=file.sql starts from a database in that state;
+#       ENCACHE_BIN_DIR=dir uses functions already built there (the build step checks
+#       them instead of building).
 set -euo pipefail
 # shellcheck source=lib/common.sh
 source "$(dirname "$0")/lib/common.sh"
@@ -18,26 +30,50 @@ source "$(dirname "$0")/lib/common.sh"
 source "$(dirname "$0")/lib/infra.sh"
 cd "$ENCACHE_ROOT"
 
-env_name="${1:-}"
-case "$env_name" in
-  dev | prod) ;;
-  *) die "usage: $0 dev|prod" ;;
+target="${1:-}"
+case "$target" in
+  dev | prod) env_name="$target" ;;
+  rehearsal)
+    env_name="${2:-dev}"
+    case "$env_name" in dev | prod) ;; *) die "usage: $0 rehearsal [dev|prod]" ;; esac
+    ;;
+  *) die "usage: $0 dev|prod  |  $0 rehearsal [dev|prod]" ;;
 esac
+what="$([ "$target" = rehearsal ] && echo "rehearsal of $env_name" || echo "deploy to $env_name")"
 
 total=8
 current=0
 step_name=""
+step_started=$SECONDS
+started=$SECONDS
 step() {
+  [ "$current" -eq 0 ] || printf '    (%ss)\n' "$((SECONDS - step_started))"
   current=$((current + 1))
   step_name="$1"
+  step_started=$SECONDS
   printf '\n==> [%d/%d] %s\n' "$current" "$total" "$step_name"
+}
+# Rehearsal only: what it started and made, undone whatever happened.
+teardown_steps=()
+teardown() {
+  local i
+  for ((i = ${#teardown_steps[@]} - 1; i >= 0; i--)); do
+    eval "${teardown_steps[$i]}" || warn "teardown: '${teardown_steps[$i]}' failed"
+  done
 }
 on_exit() {
   local rc=$?
   if [ $rc -ne 0 ]; then
-    printf '\nerror: deploy to %s stopped at step %d/%d (%s); nothing after it ran.\n' \
-      "$env_name" "$current" "$total" "$step_name" >&2
+    printf '\nerror: %s stopped at step %d/%d (%s); nothing after it ran.\n' \
+      "$what" "$current" "$total" "$step_name" >&2
+  else
+    printf '    (%ss)\n' "$((SECONDS - step_started))"
   fi
+  if [ ${#teardown_steps[@]} -gt 0 ]; then
+    log "teardown"
+    teardown
+  fi
+  printf '%s: %s in %ss\n' "$what" "$([ $rc -eq 0 ] && echo passed || echo FAILED)" "$((SECONDS - started))" >&2
 }
 trap on_exit EXIT
 
@@ -45,6 +81,59 @@ sam_env
 terraform_env
 py="$ENCACHE_INFRA_VENVS/sam/bin/python" # has boto3
 export AWS_REGION="${AWS_REGION:-us-east-1}"
+tf_dir="$DEVOPS_DIR"
+tf_vars=()
+mkdir -p "$ENCACHE_DEV_DIR"
+
+# ---------------------------------------------------------------- the rehearsal's world
+if [ "$target" = rehearsal ]; then
+  ensure_venv
+  work="$(mktemp -d "${TMPDIR:-/tmp}/encache-rehearsal.XXXXXX")"
+  teardown_steps+=("rm -rf '$work'")
+
+  # A moto emulator of its own: nothing shared with tests or a local stack, and
+  # stopping it removes whatever a failed run left in it.
+  moto_port="$(free_port)"
+  setsid "$ENCACHE_VENV/bin/python" -m moto.server -H 127.0.0.1 -p "$moto_port" \
+    >"$work/moto.log" 2>&1 </dev/null &
+  moto_pid=$!
+  teardown_steps+=("kill $moto_pid 2>/dev/null; wait $moto_pid 2>/dev/null || true")
+  export AWS_ENDPOINT_URL="http://127.0.0.1:$moto_port"
+  export AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test AWS_REGION=us-east-1 AWS_DEFAULT_REGION=us-east-1
+  unset AWS_PROFILE AWS_SESSION_TOKEN
+  wait_until 30 moto curl -sf "$AWS_ENDPOINT_URL/moto-api/" || die "the rehearsal's AWS emulator did not start: see $work/moto.log"
+
+  # A database of its own in the local PostgreSQL: what Terraform's existing-database
+  # variant points the stack at (the emulator cannot run RDS).
+  services_env="$(scripts/dev-services.sh up)" || die "the local PostgreSQL did not start (scripts/dev-services.sh up)"
+  pg_env="$(printf '%s\n' "$services_env" | grep -E '^export (PGHOST|PGPORT|PGUSER)=')"
+  eval "$pg_env"
+  db_name="encache_rehearsal_$(date +%s)_$$"
+  psql -qc "CREATE DATABASE $db_name" >/dev/null || die "could not create the rehearsal database"
+  teardown_steps+=("psql -qc 'DROP DATABASE IF EXISTS $db_name WITH (FORCE)' >/dev/null")
+  if [ -n "${REHEARSAL_DB_SEED:-}" ]; then
+    psql -q -v ON_ERROR_STOP=1 -d "$db_name" -f "$REHEARSAL_DB_SEED" >/dev/null || die "REHEARSAL_DB_SEED failed"
+  fi
+
+  # Terraform runs on a copy of devops/ whose AWS provider points at the emulator.
+  mkdir -p "$work/tf"
+  cp -R devops contracts "$work/tf/"
+  rm -rf "$work/tf/devops/.terraform" "$work/tf/devops"/*.tfstate* "$work/tf/devops/terraform.tfstate.d" \
+    "$work/tf/devops/backend_override.tf" "$work/tf/devops/terraform.tfvars" "$work/tf/devops"/*.auto.tfvars
+  emulator_provider_override "$work/tf/devops"
+  tf_dir="$work/tf/devops"
+  tf_vars=(-var-file="$DEVOPS_DIR/emulator.tfvars" -var enable_rds=false
+    -var existing_db_host="$PGHOST" -var existing_db_port="$PGPORT"
+    -var existing_db_name="$db_name" -var existing_db_username="$PGUSER")
+  export TF_VAR_db_password=rehearsal-local-trust
+  # The operator's secrets: the contract's examples (nothing real leaves this machine).
+  emulator_operator_inputs "$work" contracts/ssm-parameters.json
+  TF_VAR_operator_secrets="$("$py" -c 'import json,sys; print(json.dumps(json.load(open(sys.argv[1]))["operator_secrets"]))' "$work/operator.auto.tfvars.json")"
+  export TF_VAR_operator_secrets
+  tf_vars+=(-var-file="$work/operator.auto.tfvars.json")
+  teardown_steps+=("terraform -chdir='$tf_dir' destroy -input=false -auto-approve -no-color $(printf "'%s' " "${tf_vars[@]}") -var env=$env_name -var aws_region=$AWS_REGION >'$work/destroy.log' 2>&1 || { cat '$work/destroy.log'; false; }")
+  log "rehearsal: AWS emulator $AWS_ENDPOINT_URL, database $db_name on $PGHOST:$PGPORT, work dir $work"
+fi
 
 # The template's /encache/dev/... SSM parameters, renamed for ENV: "LogicalId=Name" lines.
 ssm_overrides() {
@@ -62,12 +151,25 @@ for pid, p in (t.get("Parameters") or {}).items():
 PY
 }
 
+# terraform_apply VARS...: the full output on failure, its summary otherwise.
+terraform_apply() {
+  local out="$ENCACHE_DEV_DIR/terraform-apply.log"
+  if terraform -chdir="$tf_dir" apply -input=false -auto-approve -no-color "${tf_vars[@]}" \
+    -var "env=$env_name" -var "aws_region=$AWS_REGION" "$@" >"$out" 2>&1; then
+    grep -E '^(Apply complete|No changes)' "$out" || tail -n 3 "$out"
+  else
+    cat "$out" >&2
+    return 1
+  fi
+}
+
 # ---------------------------------------------------------------- 1. preflight
 step "preflight: tools, credentials, contracts"
 command -v curl >/dev/null || die "curl is required"
 "$py" -c 'import boto3; print("AWS account", boto3.client("sts").get_caller_identity()["Account"])' \
   || die "no usable AWS credentials (set AWS_PROFILE or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY)"
-"$py" scripts/check-contracts.py >/dev/null || die "the contracts do not hold: run scripts/check-infra.sh contracts"
+"$py" scripts/check-contracts.py >"$ENCACHE_DEV_DIR/contracts.log" 2>&1 \
+  || { cat "$ENCACHE_DEV_DIR/contracts.log" >&2; die "the contracts do not hold (above; scripts/check-infra.sh contracts)"; }
 # Write-only secrets must be supplied on every apply (they are never read back).
 "$py" - <<'PY' || die "export the secrets above before deploying (README, Deploying)"
 import json, os, sys
@@ -95,18 +197,27 @@ PY
 )"
 
 # ---------------------------------------------------------------- 2. terraform apply
-step "terraform apply (shared infrastructure, wire_auth_triggers=$wire_now)"
-if [ -f devops/backend.s3.hcl ]; then
+step "terraform apply (shared infrastructure, wire_auth_triggers=$wire_now), then plan: no changes"
+if [ -f "$tf_dir/backend.s3.hcl" ]; then
   printf '# Written by scripts/deploy.sh because devops/backend.s3.hcl exists.\nterraform {\n  backend "s3" {}\n}\n' \
-    >devops/backend_override.tf
-  terraform -chdir=devops init -input=false -backend-config=backend.s3.hcl
+    >"$tf_dir/backend_override.tf"
+  terraform -chdir="$tf_dir" init -input=false -backend-config=backend.s3.hcl
 else
-  terraform -chdir=devops init -input=false
+  terraform -chdir="$tf_dir" init -input=false >/dev/null
 fi
 # One state per environment: dev and prod must never plan against each other's resources.
-terraform -chdir=devops workspace select -or-create "$env_name"
-terraform -chdir=devops apply -input=false -auto-approve -var "env=$env_name" -var "aws_region=$AWS_REGION" \
-  -var "wire_auth_triggers=$wire_now"
+terraform -chdir="$tf_dir" workspace select -or-create "$env_name" >/dev/null
+echo "terraform workspace $env_name"
+terraform_apply -var "wire_auth_triggers=$wire_now"
+# Terraform converges: a plan right after the apply has nothing left to do.
+plan_rc=0
+terraform -chdir="$tf_dir" plan -input=false -detailed-exitcode -no-color "${tf_vars[@]}" \
+  -var "env=$env_name" -var "aws_region=$AWS_REGION" -var "wire_auth_triggers=$wire_now" >"$ENCACHE_DEV_DIR/plan.log" 2>&1 || plan_rc=$?
+case $plan_rc in
+  0) echo "plan after apply: no changes" ;;
+  2) cat "$ENCACHE_DEV_DIR/plan.log"; die "the plan after apply is not empty (Terraform does not converge)" ;;
+  *) cat "$ENCACHE_DEV_DIR/plan.log"; die "terraform plan failed" ;;
+esac
 
 # ---------------------------------------------------------------- 3. parameters exist
 step "preflight: every SSM parameter the stack reads exists"
@@ -121,19 +232,15 @@ for i in range(0, len(names), 10):
 missing = [n for n in names if n not in found]
 for n in names:
     print(("ok      " if n in found else "MISSING ") + n)
-sys.exit(f"{len(missing)} parameter(s) missing: is contracts/ssm-parameters.json complete?" if missing else 0)
+sys.exit(f"{len(missing)} parameter(s) missing: {', '.join(missing)} (Terraform does not write them: is contracts/ssm-parameters.json complete?)" if missing else 0)
 PY
 
-# ---------------------------------------------------------------- 4. build
-step "build (scripts/build.sh)"
-scripts/build.sh
-
-# ---------------------------------------------------------------- 5. sam deploy
-step "sam deploy --config-env $env_name"
-# --parameter-overrides replaces samconfig's list, so merge: samconfig's values first,
-# then every SSM parameter name for this env.
+# sam deploy's --parameter-overrides replaces samconfig's list, so merge: samconfig's
+# values first, then every SSM parameter name for this env, then this deploy's id (a new
+# one reruns the DatabaseSchema custom resource, so every deploy checks the schema).
+deploy_id="$(date -u +%Y%m%d%H%M%S)"
 base="$("$py" -c 'import sys,tomllib; print(tomllib.load(open("samconfig.toml","rb"))[sys.argv[1]]["deploy"]["parameters"].get("parameter_overrides",""))' "$env_name")"
-merged="$("$py" - "$base" "${overrides[@]}" <<'PY'
+merged="$("$py" - "$base" "${overrides[@]}" "DeployId=$deploy_id" <<'PY'
 import shlex, sys
 pairs = dict(kv.split("=", 1) for kv in shlex.split(sys.argv[1]) if "=" in kv)
 pairs.update(kv.split("=", 1) for kv in sys.argv[2:])
@@ -142,26 +249,77 @@ quote = lambda v: v if v and not any(c in v for c in " \t'\"") else '"' + v.repl
 print(" ".join(f"{k}={quote(v)}" for k, v in pairs.items()))
 PY
 )"
-# The region Terraform and the SSM checks used, not only samconfig.toml's.
-sam deploy --config-env "$env_name" --region "$AWS_REGION" --parameter-overrides "$merged"
+
+# ---------------------------------------------------------------- 4. build
+if [ "$target" = rehearsal ]; then
+  use_shared_target_dir
+  bin_dir="${ENCACHE_BIN_DIR:-$CARGO_TARGET_DIR/debug}"
+  local_cli="$bin_dir/encache-local"
+  if [ -n "${ENCACHE_BIN_DIR:-}" ]; then
+    step "build (prebuilt functions in $bin_dir)"
+  else
+    step "build (cargo build: encache-local, stack-sync-cli and every function of the template)"
+    cargo build --quiet --locked -p encache-local --bin encache-local -p encache-stack-sync --bin stack-sync-cli
+    "$local_cli" --bin-dir "$bin_dir" build
+  fi
+  for b in encache-local stack-sync-cli; do [ -x "$bin_dir/$b" ] || die "no $b in $bin_dir"; done
+  export STACK_SYNC_CLI="$bin_dir/stack-sync-cli" ENCACHE_BIN_DIR="$bin_dir"
+  # The local runtime runs the stack as this deploy configures it (no local env files).
+  export ENCACHE_PARAMETER_OVERRIDES="$merged" ENCACHE_STACK_NAME="$stack_name" ENCACHE_TEMPLATE="$ENCACHE_ROOT/template.yaml"
+else
+  step "build (scripts/build.sh: sam build, arm64)"
+  scripts/build.sh
+fi
+
+# ---------------------------------------------------------------- 5. the stack
+if [ "$target" = rehearsal ]; then
+  step "stack: encache-local, the template with $env_name's parameters (DatabaseSchema migrates first)"
+  api_port="$(free_port)"
+  # Buckets and notifications, the custom resources (migrations: a FAILED one stops
+  # here), then the stack record with its outputs, then the API takes traffic.
+  "$local_cli" provision --api-url "http://127.0.0.1:$api_port"
+  "$local_cli" start --addr "127.0.0.1:$api_port" >"$work/api.log" 2>&1 &
+  api_pid=$!
+  teardown_steps+=("kill $api_pid 2>/dev/null; wait $api_pid 2>/dev/null || true")
+  wait_until 60 "the local API" curl -s -o /dev/null "http://127.0.0.1:$api_port/" \
+    || { cat "$work/api.log" >&2; die "the local API did not start"; }
+  echo "API on http://127.0.0.1:$api_port (log: $work/api.log)"
+else
+  step "sam deploy --config-env $env_name (DatabaseSchema migrates before the functions update)"
+  # The region Terraform and the SSM checks used, not only samconfig.toml's.
+  sam deploy --config-env "$env_name" --region "$AWS_REGION" --parameter-overrides "$merged"
+fi
 
 # ---------------------------------------------------------------- 6. post-deploy sync
 step "post-deploy sync (stack outputs -> /encache/$env_name/stack/)"
 scripts/post-deploy-sync.sh "$env_name" "$stack_name"
+# Terraform's next pass reads these: a stack output the sync did not write stops here.
+"$py" - "$env_name" <<'PY'
+import json, sys, boto3
+c = json.load(open("contracts/ssm-parameters.json"))
+prefix = c["parameter_prefix"].replace("{env}", sys.argv[1])
+names = {prefix + k: p["output"] for k, p in c["read_from_stack"].items()}
+found = {p["Name"] for p in boto3.client("ssm").get_parameters(Names=list(names))["Parameters"]}
+missing = [f"{n} (stack output {o})" for n, o in names.items() if n not in found]
+sys.exit("the sync did not write what Terraform reads: " + ", ".join(missing) if missing else 0)
+PY
 
 # ---------------------------------------------------------------- 7. terraform apply again
 step "terraform apply -var wire_auth_triggers=true (Cognito triggers)"
-terraform -chdir=devops apply -input=false -auto-approve -var "env=$env_name" -var "aws_region=$AWS_REGION" \
-  -var wire_auth_triggers=true
+terraform_apply -var wire_auth_triggers=true
 
 # ---------------------------------------------------------------- 8. smoke
-step "smoke test"
+step "smoke test (authenticated, through the wired triggers)"
 api_url="$("$py" - "$stack_name" <<'PY'
 import sys, boto3
 stack = boto3.client("cloudformation").describe_stacks(StackName=sys.argv[1])["Stacks"][0]
 print(next(o["OutputValue"] for o in stack.get("Outputs", []) if o["OutputKey"] == "ApiUrl"))
 PY
 )" || die "the stack has no ApiUrl output"
-scripts/smoke.sh "$api_url"
+if [ "$target" = rehearsal ]; then
+  SMOKE_IDENTITY=encache-local scripts/smoke.sh "$env_name" "$api_url"
+else
+  scripts/smoke.sh "$env_name" "$api_url"
+fi
 
-printf '\ndeployed %s: %s\n' "$env_name" "$api_url"
+printf '\n%s: %s\n' "$([ "$target" = rehearsal ] && echo "rehearsed $env_name" || echo "deployed $env_name")" "$api_url"

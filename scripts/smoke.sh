@@ -1,29 +1,24 @@
 #!/usr/bin/env bash
-# Smoke test of a deployed API: health answers 200, and an authenticated route answers
-# 401 without a token (the JWT authorizer is in front of it).
-#   scripts/smoke.sh https://abc123.execute-api.us-east-1.amazonaws.com
+# Smoke test of a deployed API, run by scripts/deploy.sh as its last step (and by hand):
+#   health 200; /v1/me and /v1/memories 401 without a token; then a throwaway smoke user
+#   signs up (through the user pool's wired triggers), gets a token, and: GET /v1/me is 200
+#   with its own profile, an upload round trip reaches "ready", a conversation is created
+#   and listed. The user and its data are removed afterwards (DELETE /v1/me, then the
+#   Cognito user), whatever failed. The first failure names its check; exit 1.
+#
+#   scripts/smoke.sh ENV API_URL
+#     e.g. scripts/smoke.sh dev https://abc123.execute-api.us-east-1.amazonaws.com
+#
+# Uses the environment's AWS credentials: the pool ids from /encache/ENV/auth/*, sign-up
+# with the public client, confirmation, ADMIN_USER_PASSWORD_AUTH sign-in and the user's
+# deletion with cognito-idp admin calls. SMOKE_IDENTITY=encache-local (the rehearsal)
+# signs up through encache-local instead: the emulator never calls triggers; it does.
+# SMOKE_EMAIL_DOMAIN (example.com) must be a domain the pre-sign-up policy allows.
 set -euo pipefail
-url="${1:?usage: scripts/smoke.sh API_URL}"
-url="${url%/}"
-
-# expect_status WHAT WANT URL
-expect_status() {
-  local what="$1" want="$2" target="$3" got
-  got="$(curl -sS -o /dev/null -w '%{http_code}' --max-time 15 "$target")" || got="no answer"
-  if [ "$got" = "$want" ]; then
-    printf 'ok    %s: %s -> %s\n' "$what" "$target" "$got"
-  else
-    printf 'FAIL  %s: %s -> %s (expected %s)\n' "$what" "$target" "$got" "$want" >&2
-    return 1
-  fi
-}
-
-# A cold start in the VPC can take a few seconds: retry health briefly.
-for attempt in 1 2 3 4 5; do
-  if expect_status "health" 200 "$url/v1/health"; then break; fi
-  [ "$attempt" -lt 5 ] || exit 1
-  sleep 3
-done
-expect_status "authenticated route without a token" 401 "$url/v1/me"
-expect_status "memory feed without a token" 401 "$url/v1/memories"
-echo "smoke test passed"
+# shellcheck source=lib/common.sh
+source "$(dirname "$0")/lib/common.sh"
+# shellcheck source=lib/infra.sh
+source "$(dirname "$0")/lib/infra.sh"
+[ $# -eq 2 ] || die "usage: $0 ENV API_URL"
+ensure_infra_venv sam
+exec "$ENCACHE_INFRA_VENVS/sam/bin/python" "$ENCACHE_ROOT/scripts/smoke.py" "$@"

@@ -8,7 +8,7 @@
 # Order (the seed plan's contract): the local env files must exist and hold no
 # placeholder Cognito ids -> checked before anything is built; then the local database
 # and AWS emulator start (scripts/dev-services.sh) and must pass their health checks in
-# time; then migrations, the build, provisioning, and the API, whose URL is printed.
+# time; then the build, provisioning (with the migrations), and the API, whose URL is printed.
 #
 # Settings (environment): ENCACHE_API_ADDR (127.0.0.1:3000), ENCACHE_ENV_VARS,
 # ENCACHE_CONTAINER_ENV_VARS, ENCACHE_TEMPLATE, DEV_SERVICES_WAIT_SECONDS (60),
@@ -75,14 +75,13 @@ else
   "$LOCAL_BIN" sync-env || die "the local env files do not match the running services (see above)"
 fi
 
-# 4. Schema, functions, emulated resources, API.
-log "applying database migrations"
-"$LOCAL_BIN" migrate || die "migrations failed"
+# 4. Functions, emulated resources and the schema (the template's DatabaseSchema custom
+# resource runs MigrateFunction, as in a deploy), API.
 if [ "${START_LOCAL_SKIP_BUILD:-0}" != 1 ]; then
   log "building every function of $(basename "$ENCACHE_TEMPLATE") (the first build takes several minutes)"
   "$LOCAL_BIN" build || die "building the functions failed"
 fi
-log "provisioning the template's buckets, notifications, SSM parameters and stack outputs in the emulator"
+log "provisioning the template's buckets, notifications, SSM parameters, custom resources (database migrations) and stack outputs"
 "$LOCAL_BIN" provision --api-url "http://$ENCACHE_API_ADDR" || die "provisioning the emulator failed"
 log "starting the API on http://$ENCACHE_API_ADDR (Ctrl-C stops it)"
 exec "$LOCAL_BIN" start --addr "$ENCACHE_API_ADDR"

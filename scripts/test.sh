@@ -4,7 +4,8 @@
 # Installs what it needs (Rust components, cargo-nextest, the project virtualenv),
 # starts the dev services (PostgreSQL + the moto AWS emulator), runs formatting, lints,
 # the offline-build and .sqlx checks, the workflow lint, the OpenAPI check, every test and
-# the infrastructure checks (plus `sam build` with ENCACHE_SAM_BUILD=1), prints a summary
+# the infrastructure checks, the deploy rehearsal and its link-breaking tests (plus `sam
+# build` with ENCACHE_SAM_BUILD=1), prints a summary
 # and stops the services it started, whatever happened (already running ones stay up).
 set -uo pipefail
 # shellcheck source=lib/common.sh
@@ -65,6 +66,10 @@ step tests env SQLX_OFFLINE=true cargo nextest run --workspace --locked --profil
 for c in tf-fmt:fmt tf-validate:validate contracts:contracts cfn-lint:cfn-lint sam-validate:sam checkov:checkov tf-emulator:emulator; do
   step "${c%%:*}" scripts/check-infra.sh "${c#*:}"
 done
+# The deploy rehearsal: the real deploy's steps, in order, against an emulator of its own
+# and the local runtime (scripts/deploy.sh rehearsal), then the link-breaking tests.
+step rehearsal env SQLX_OFFLINE=true scripts/deploy.sh rehearsal
+step rehearsal-breaks env SQLX_OFFLINE=true scripts/rehearsal-breaks.sh
 # Packaging (sam build, release, arm64) compiles the whole workspace again: opt-in.
 if [ "${ENCACHE_SAM_BUILD:-0}" = 1 ]; then
   step sam-build scripts/build.sh

@@ -69,8 +69,10 @@ resource "aws_cognito_user_pool_client" "app" {
   user_pool_id = aws_cognito_user_pool.this.id
 
   generate_secret = false
+  # ADMIN_USER_PASSWORD_AUTH needs IAM credentials (cognito-idp:AdminInitiateAuth), so it
+  # opens nothing to the public client: the deploy's smoke test signs in with it.
   explicit_auth_flows = concat(
-    ["ALLOW_USER_SRP_AUTH", "ALLOW_REFRESH_TOKEN_AUTH"],
+    ["ALLOW_USER_SRP_AUTH", "ALLOW_REFRESH_TOKEN_AUTH", "ALLOW_ADMIN_USER_PASSWORD_AUTH"],
     var.allow_password_auth ? ["ALLOW_USER_PASSWORD_AUTH"] : [],
   )
   prevent_user_existence_errors = "ENABLED"
