@@ -141,19 +141,65 @@ pub async fn pool_from_env(
     lazy_pool(&url, limits).context("DATABASE_URL is not a valid PostgreSQL URL")
 }
 
-/// Runs a database step within `limit`: a database that does not answer in time (or is
-/// unreachable) is a 503 `service_unavailable`, whatever state its socket is in.
-pub async fn bounded<T, F>(limit: std::time::Duration, step: F) -> Result<T, crate::ApiError>
+/// The one setting for how long one database step may take, connecting included:
+/// `DB_TIMEOUT_MS`, the same name in every function; each function passes its own default
+/// (a Cognito trigger must answer inside Cognito's 5 s, a feed may take longer).
+pub const STEP_TIMEOUT_VAR: &str = "DB_TIMEOUT_MS";
+
+/// Reads [`STEP_TIMEOUT_VAR`], `default` when it is unset.
+pub fn step_timeout(
+    env: &Env<'_>,
+    default: std::time::Duration,
+) -> Result<std::time::Duration, ConfigError> {
+    env.millis(STEP_TIMEOUT_VAR, default)
+}
+
+/// Why a bounded database step failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StepError {
+    #[error("the database did not answer within {} ms", .0.as_millis())]
+    TimedOut(std::time::Duration),
+    #[error(transparent)]
+    Failed(#[from] sqlx::Error),
+}
+
+impl StepError {
+    /// The database is out of reach (timed out, refused, overloaded): worth a retry / 503.
+    pub fn is_unavailable(&self) -> bool {
+        match self {
+            Self::TimedOut(_) => true,
+            Self::Failed(e) => is_unavailable(e),
+        }
+    }
+}
+
+impl From<StepError> for crate::ApiError {
+    fn from(e: StepError) -> Self {
+        match e {
+            StepError::TimedOut(_) => crate::ApiError::Unavailable(e.to_string()),
+            StepError::Failed(e) => crate::ApiError::from(e),
+        }
+    }
+}
+
+/// Runs a database step within `limit`, whatever the pool's own timeouts are: a database
+/// that does not answer in time is [`StepError::TimedOut`], whatever state its socket is in.
+pub async fn within<T, F>(limit: std::time::Duration, step: F) -> Result<T, StepError>
 where
     F: std::future::Future<Output = Result<T, sqlx::Error>>,
 {
     match tokio::time::timeout(limit, step).await {
-        Ok(result) => result.map_err(crate::ApiError::from),
-        Err(_) => Err(crate::ApiError::Unavailable(format!(
-            "database did not answer within {} ms",
-            limit.as_millis()
-        ))),
+        Ok(result) => Ok(result?),
+        Err(_) => Err(StepError::TimedOut(limit)),
     }
+}
+
+/// [`within`] for HTTP handlers: unavailable is a 503 `service_unavailable`.
+pub async fn bounded<T, F>(limit: std::time::Duration, step: F) -> Result<T, crate::ApiError>
+where
+    F: std::future::Future<Output = Result<T, sqlx::Error>>,
+{
+    within(limit, step).await.map_err(crate::ApiError::from)
 }
 
 #[cfg(test)]

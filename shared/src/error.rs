@@ -177,3 +177,72 @@ mod tests {
         assert_eq!(err.status(), 503);
     }
 }
+
+/// An event function's failure as Lambda reports it. Every event function spells its
+/// `errorType` `Retryable.<Kind>` or `NotRetryable.<Kind>`, so one log filter or metric
+/// finds every failure a redelivery could fix. Implement it on the function's error enum
+/// and convert with [`diagnostic`].
+pub trait EventFailure: std::fmt::Display {
+    /// Whether delivering the same event again could succeed.
+    fn retryable(&self) -> bool;
+    /// The failure's kind, in UpperCamelCase (`Unavailable`, `InvalidEvent`, ...).
+    fn kind(&self) -> &'static str;
+    /// What the invoker is shown (Cognito shows it to the person signing in): the
+    /// `Display` text unless a function must hide its causes.
+    fn message(&self) -> String {
+        self.to_string()
+    }
+}
+
+/// `Retryable.<Kind>` or `NotRetryable.<Kind>`.
+pub fn error_type(e: &impl EventFailure) -> String {
+    let class = if e.retryable() {
+        "Retryable"
+    } else {
+        "NotRetryable"
+    };
+    format!("{class}.{}", e.kind())
+}
+
+/// The `Diagnostic` Lambda reports for an event function's failure.
+pub fn diagnostic(e: &impl EventFailure) -> lambda_runtime::Diagnostic {
+    lambda_runtime::Diagnostic {
+        error_type: error_type(e),
+        error_message: e.message(),
+    }
+}
+
+#[cfg(test)]
+mod event_failure_tests {
+    use super::*;
+
+    #[derive(Debug, thiserror::Error)]
+    enum Failure {
+        #[error("down")]
+        Down,
+        #[error("bad")]
+        Bad,
+    }
+
+    impl EventFailure for Failure {
+        fn retryable(&self) -> bool {
+            matches!(self, Self::Down)
+        }
+        fn kind(&self) -> &'static str {
+            match self {
+                Self::Down => "Unavailable",
+                Self::Bad => "InvalidEvent",
+            }
+        }
+    }
+
+    #[test]
+    fn the_error_type_says_retryable_or_not_retryable_then_the_kind() {
+        assert_eq!(
+            diagnostic(&Failure::Down).error_type,
+            "Retryable.Unavailable"
+        );
+        assert_eq!(error_type(&Failure::Bad), "NotRetryable.InvalidEvent");
+        assert_eq!(diagnostic(&Failure::Bad).error_message, "bad");
+    }
+}
