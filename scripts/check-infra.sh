@@ -2,8 +2,9 @@
 # Infrastructure checks (issue 9), one subcommand per scripts/test.sh step:
 #   fmt        terraform fmt -check -recursive devops/
 #   validate   terraform init from the provider mirror (no network) + validate
-#   emulator   apply -> plan (expect no changes) -> second-pass plan -> destroy, against
-#              the moto emulator at $AWS_ENDPOINT_URL, in a throwaway copy and state dir
+#   emulator   apply -> plan (expect no changes) -> existing-database plan -> destroy of the
+#              RDS variant against the moto emulator at $AWS_ENDPOINT_URL, in a throwaway
+#              copy and state dir (the trigger wiring runs for real in the deploy rehearsal)
 #   checkov    checkov on devops/ and template.yaml
 #   cfn-lint   cfn-lint template.yaml with the serverless rules
 #   sam        sam validate --lint
@@ -37,12 +38,7 @@ check_validate() {
 # Writes the emulator provider override and the operator inputs into a copy of devops/.
 prepare_emulator_copy() {
   local work="$1"
-  mkdir -p "$work"
-  cp -R devops contracts "$work/"
-  # Only the configuration: no providers, state (or per-env workspace state), backend
-  # override, nor an operator's tfvars (Terraform would load them into this run).
-  rm -rf "$work/devops/.terraform" "$work/devops"/*.tfstate* "$work/devops/terraform.tfstate.d" \
-    "$work/devops/backend_override.tf" "$work/devops/terraform.tfvars" "$work/devops"/*.auto.tfvars
+  emulator_devops_copy "$work"
   # The emulator is shared (tests, encache-local): this run's names must not collide with
   # theirs, so the copy's parameter prefix and resource names carry a run id.
   local run_id="ci$$$RANDOM"
@@ -51,29 +47,7 @@ prepare_emulator_copy() {
   grep -q "/encache-$run_id/" "$work/contracts/ssm-parameters.json" || die "could not rewrite the parameter prefix"
   printf 'name_prefix = "encache-%s"\necr_repository_name = "encache-base-ml-%s"\n' "$run_id" "$run_id" \
     >"$work/devops/run.auto.tfvars"
-  emulator_provider_override "$work/devops"
   emulator_operator_inputs "$work/devops" "$work/contracts/ssm-parameters.json"
-}
-
-# seed_stack_outputs put|delete CONTRACT: the stack-output parameters the post-deploy sync would write.
-seed_stack_outputs() {
-  "$ENCACHE_VENV/bin/python" - "$1" "$2" <<'PY'
-import json, sys, boto3
-action = sys.argv[1]
-contract = json.load(open(sys.argv[2]))
-prefix = contract["parameter_prefix"].replace("{env}", "dev")
-ssm = boto3.client("ssm")
-for key, p in contract["read_from_stack"].items():
-    name = prefix + key
-    if action == "put":
-        arn = f"arn:aws:lambda:us-east-1:123456789012:function:encache-dev-{p['output']}"
-        ssm.put_parameter(Name=name, Value=arn, Type="String", Overwrite=True)
-    else:
-        try:
-            ssm.delete_parameter(Name=name)
-        except ssm.exceptions.ParameterNotFound:
-            pass
-PY
 }
 
 check_emulator() {
@@ -105,19 +79,6 @@ check_emulator() {
       2) cat "$work/plan.log"; warn "the plan after apply is not empty (drift)"; rc=1 ;;
       *) cat "$work/plan.log"; rc=1 ;;
     esac
-  fi
-  if [ $rc -eq 0 ]; then
-    log "second pass: plan with wire_auth_triggers=true reads the synced stack outputs"
-    seed_stack_outputs put "$work/contracts/ssm-parameters.json"
-    local prc=0
-    "${tf[@]}" plan -detailed-exitcode -no-color "${vars[@]}" -var wire_auth_triggers=true >"$work/plan2.log" 2>&1 || prc=$?
-    seed_stack_outputs delete "$work/contracts/ssm-parameters.json" || true
-    if [ $prc -eq 2 ] && grep -q 'pre_token_generation_config' "$work/plan2.log" \
-      && grep -q 'lambda_version *= *"V2_0"' "$work/plan2.log"; then
-      echo "the second pass wires the three triggers (pre-token-generation V2_0)"
-    else
-      cat "$work/plan2.log"; warn "the second-pass plan does not wire the triggers"; rc=1
-    fi
   fi
   if [ $rc -eq 0 ]; then
     log "existing-database variant: plan with enable_rds=false and a given password"

@@ -105,6 +105,10 @@ if [ "$target" = rehearsal ]; then
 
   # A database of its own in the local PostgreSQL: what Terraform's existing-database
   # variant points the stack at (the emulator cannot run RDS).
+  # The dev services stay up if they were already running (tests, a local stack).
+  if ! scripts/dev-services.sh status 2>/dev/null | grep -q '^postgres: running'; then
+    teardown_steps+=("scripts/dev-services.sh down >/dev/null 2>&1")
+  fi
   services_env="$(scripts/dev-services.sh up)" || die "the local PostgreSQL did not start (scripts/dev-services.sh up)"
   pg_env="$(printf '%s\n' "$services_env" | grep -E '^export (PGHOST|PGPORT|PGUSER)=')"
   eval "$pg_env"
@@ -116,13 +120,10 @@ if [ "$target" = rehearsal ]; then
   fi
 
   # Terraform runs on a copy of devops/ whose AWS provider points at the emulator.
-  mkdir -p "$work/tf"
-  cp -R devops contracts "$work/tf/"
-  rm -rf "$work/tf/devops/.terraform" "$work/tf/devops"/*.tfstate* "$work/tf/devops/terraform.tfstate.d" \
-    "$work/tf/devops/backend_override.tf" "$work/tf/devops/terraform.tfvars" "$work/tf/devops"/*.auto.tfvars
-  emulator_provider_override "$work/tf/devops"
+  emulator_devops_copy "$work/tf"
   tf_dir="$work/tf/devops"
-  tf_vars=(-var-file="$DEVOPS_DIR/emulator.tfvars" -var enable_rds=false
+  # The operator's inputs as the example gives them, then what the emulator cannot run.
+  tf_vars=(-var-file="$DEVOPS_DIR/terraform.tfvars.example" -var-file="$DEVOPS_DIR/emulator.tfvars" -var enable_rds=false
     -var existing_db_host="$PGHOST" -var existing_db_port="$PGPORT"
     -var existing_db_name="$db_name" -var existing_db_username="$PGUSER")
   export TF_VAR_db_password=rehearsal-local-trust
@@ -131,9 +132,33 @@ if [ "$target" = rehearsal ]; then
   TF_VAR_operator_secrets="$("$py" -c 'import json,sys; print(json.dumps(json.load(open(sys.argv[1]))["operator_secrets"]))' "$work/operator.auto.tfvars.json")"
   export TF_VAR_operator_secrets
   tf_vars+=(-var-file="$work/operator.auto.tfvars.json")
-  teardown_steps+=("terraform -chdir='$tf_dir' destroy -input=false -auto-approve -no-color $(printf "'%s' " "${tf_vars[@]}") -var env=$env_name -var aws_region=$AWS_REGION >'$work/destroy.log' 2>&1 || { cat '$work/destroy.log'; false; }")
   log "rehearsal: AWS emulator $AWS_ENDPOINT_URL, database $db_name on $PGHOST:$PGPORT, work dir $work"
 fi
+
+# missing_ssm_parameters NAME...: prints the names SSM does not have (one per line).
+missing_ssm_parameters() {
+  "$py" - "$@" <<'PY'
+import sys, boto3
+names = sys.argv[1:]
+ssm = boto3.client("ssm")
+found = set()
+for i in range(0, len(names), 10):
+    found |= {p["Name"] for p in ssm.get_parameters(Names=names[i:i + 10])["Parameters"]}
+print("\n".join(n for n in names if n not in found))
+PY
+}
+
+# contract_names read_from_stack|written_by_terraform [--with-output]: the contract's
+# parameter names for ENV ("name" or "name<TAB>stack output").
+contract_names() {
+  "$py" - "$env_name" "$@" <<'PY'
+import json, sys
+c = json.load(open("contracts/ssm-parameters.json"))
+prefix = c["parameter_prefix"].replace("{env}", sys.argv[1])
+for k, p in c[sys.argv[2]].items():
+    print(prefix + k + (("\t" + p["output"]) if "--with-output" in sys.argv[3:] else ""))
+PY
+}
 
 # The template's /encache/dev/... SSM parameters, renamed for ENV: "LogicalId=Name" lines.
 ssm_overrides() {
@@ -166,6 +191,9 @@ terraform_apply() {
 # ---------------------------------------------------------------- 1. preflight
 step "preflight: tools, credentials, contracts"
 command -v curl >/dev/null || die "curl is required"
+if [ "$target" != rehearsal ] && [ -z "${SMOKE_EMAIL_DOMAIN:-}" ]; then
+  die "export SMOKE_EMAIL_DOMAIN: a mail domain you own that the pre-sign-up policy allows (Cognito mails the smoke user a code; example.com would bounce)"
+fi
 "$py" -c 'import boto3; print("AWS account", boto3.client("sts").get_caller_identity()["Account"])' \
   || die "no usable AWS credentials (set AWS_PROFILE or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY)"
 "$py" scripts/check-contracts.py >"$ENCACHE_DEV_DIR/contracts.log" 2>&1 \
@@ -186,15 +214,10 @@ echo "stack $stack_name, region $AWS_REGION"
 
 # Once the stack exists its trigger ARNs are in SSM: keep the triggers wired in the
 # first apply too, so a redeploy never leaves sign-ups without them.
-wire_now="$("$py" - "$env_name" <<'PY'
-import json, sys, boto3
-c = json.load(open("contracts/ssm-parameters.json"))
-prefix = c["parameter_prefix"].replace("{env}", sys.argv[1])
-names = [prefix + k for k in c["read_from_stack"]]
-found = boto3.client("ssm").get_parameters(Names=names)["Parameters"]
-print("true" if len(found) == len(names) else "false")
-PY
-)"
+mapfile -t stack_parameters < <(contract_names read_from_stack)
+[ ${#stack_parameters[@]} -gt 0 ] || die "contracts/ssm-parameters.json lists no read_from_stack parameters"
+missing="$(missing_ssm_parameters "${stack_parameters[@]}")"
+wire_now="$([ -z "$missing" ] && echo true || echo false)"
 
 # ---------------------------------------------------------------- 2. terraform apply
 step "terraform apply (shared infrastructure, wire_auth_triggers=$wire_now), then plan: no changes"
@@ -208,6 +231,9 @@ fi
 # One state per environment: dev and prod must never plan against each other's resources.
 terraform -chdir="$tf_dir" workspace select -or-create "$env_name" >/dev/null
 echo "terraform workspace $env_name"
+if [ "$target" = rehearsal ]; then
+  teardown_steps+=("terraform -chdir='$tf_dir' destroy -input=false -auto-approve -no-color $(printf "'%s' " "${tf_vars[@]}") -var env=$env_name -var aws_region=$AWS_REGION >'$work/destroy.log' 2>&1 || { cat '$work/destroy.log'; false; }")
+fi
 terraform_apply -var "wire_auth_triggers=$wire_now"
 # Terraform converges: a plan right after the apply has nothing left to do.
 plan_rc=0
@@ -221,24 +247,33 @@ esac
 
 # ---------------------------------------------------------------- 3. parameters exist
 step "preflight: every SSM parameter the stack reads exists"
-mapfile -t overrides < <(ssm_overrides)
-"$py" - "${overrides[@]}" <<'PY'
-import sys, boto3
-names = [kv.split("=", 1)[1] for kv in sys.argv[1:]]
-ssm = boto3.client("ssm")
-found = set()
-for i in range(0, len(names), 10):
-    found |= {p["Name"] for p in ssm.get_parameters(Names=names[i:i + 10])["Parameters"]}
-missing = [n for n in names if n not in found]
-for n in names:
-    print(("ok      " if n in found else "MISSING ") + n)
-sys.exit(f"{len(missing)} parameter(s) missing: {', '.join(missing)} (Terraform does not write them: is contracts/ssm-parameters.json complete?)" if missing else 0)
-PY
+# (A failing process substitution would go unnoticed: an empty list would point prod at
+# the template's /encache/dev/ defaults.)
+listed="$(ssm_overrides)" || die "could not read the template's SSM parameters"
+mapfile -t overrides <<<"$listed"
+[ -n "$listed" ] && [ ${#overrides[@]} -gt 0 ] || die "template.yaml reads no /encache/dev/ SSM parameter: is it the right template?"
+missing="$(missing_ssm_parameters "${overrides[@]#*=}")"
+for kv in "${overrides[@]}"; do
+  if grep -qxF -- "${kv#*=}" <<<"$missing"; then echo "MISSING ${kv#*=}"; else echo "ok      ${kv#*=}"; fi
+done
+[ -z "$missing" ] || die "$(grep -c . <<<"$missing") parameter(s) missing: $(paste -sd' ' <<<"$missing") (Terraform does not write them: is contracts/ssm-parameters.json complete?)"
 
 # sam deploy's --parameter-overrides replaces samconfig's list, so merge: samconfig's
 # values first, then every SSM parameter name for this env, then this deploy's id (a new
 # one reruns the DatabaseSchema custom resource, so every deploy checks the schema).
-deploy_id="$(date -u +%Y%m%d%H%M%S)"
+# The DeployId only grows: a smaller one is how MigrateFunction recognises a rollback, so
+# a deployer whose clock is behind the last one's still migrates.
+deploy_id="$("$py" - "$stack_name" "$(date -u +%Y%m%d%H%M%S)" <<'PY'
+import sys, boto3, botocore
+now = int(sys.argv[2])
+try:
+    stack = boto3.client("cloudformation").describe_stacks(StackName=sys.argv[1])["Stacks"][0]
+    last = next((int(p["ParameterValue"]) for p in stack.get("Parameters", []) if p["ParameterKey"] == "DeployId"), 0)
+except botocore.exceptions.ClientError:
+    last = 0  # the first deploy
+print(max(now, last + 1))
+PY
+)" || die "could not read the stack's last DeployId"
 base="$("$py" -c 'import sys,tomllib; print(tomllib.load(open("samconfig.toml","rb"))[sys.argv[1]]["deploy"]["parameters"].get("parameter_overrides",""))' "$env_name")"
 merged="$("$py" - "$base" "${overrides[@]}" "DeployId=$deploy_id" <<'PY'
 import shlex, sys
@@ -294,15 +329,11 @@ fi
 step "post-deploy sync (stack outputs -> /encache/$env_name/stack/)"
 scripts/post-deploy-sync.sh "$env_name" "$stack_name"
 # Terraform's next pass reads these: a stack output the sync did not write stops here.
-"$py" - "$env_name" <<'PY'
-import json, sys, boto3
-c = json.load(open("contracts/ssm-parameters.json"))
-prefix = c["parameter_prefix"].replace("{env}", sys.argv[1])
-names = {prefix + k: p["output"] for k, p in c["read_from_stack"].items()}
-found = {p["Name"] for p in boto3.client("ssm").get_parameters(Names=list(names))["Parameters"]}
-missing = [f"{n} (stack output {o})" for n, o in names.items() if n not in found]
-sys.exit("the sync did not write what Terraform reads: " + ", ".join(missing) if missing else 0)
-PY
+missing="$(missing_ssm_parameters "${stack_parameters[@]}")"
+if [ -n "$missing" ]; then
+  why="$(contract_names read_from_stack --with-output | grep -F -f <(printf '%s\n' "$missing") | sed 's/\t/ (stack output /; s/$/)/' | paste -sd' ')"
+  die "the sync did not write what Terraform reads: $why"
+fi
 
 # ---------------------------------------------------------------- 7. terraform apply again
 step "terraform apply -var wire_auth_triggers=true (Cognito triggers)"

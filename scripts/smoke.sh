@@ -13,7 +13,9 @@
 # with the public client, confirmation, ADMIN_USER_PASSWORD_AUTH sign-in and the user's
 # deletion with cognito-idp admin calls. SMOKE_IDENTITY=encache-local (the rehearsal)
 # signs up through encache-local instead: the emulator never calls triggers; it does.
-# SMOKE_EMAIL_DOMAIN (example.com) must be a domain the pre-sign-up policy allows.
+# SMOKE_EMAIL_DOMAIN: a mail domain you own that the pre-sign-up policy allows (Cognito
+# mails the user a code; scripts/deploy.sh requires it for a real deploy; example.com
+# by default, for the rehearsal).
 set -euo pipefail
 # shellcheck source=lib/common.sh
 source "$(dirname "$0")/lib/common.sh"

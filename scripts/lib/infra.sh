@@ -85,3 +85,15 @@ for key, p in contract["written_by_terraform"].items():
 json.dump({"operator_parameters": params, "operator_secrets": secrets}, open(sys.argv[1], "w"), indent=2)
 PY
 }
+
+# emulator_devops_copy WORK: devops/ and contracts/ copied to WORK with only the
+# configuration (no providers, state, per-env workspace state, backend override, nor an
+# operator's tfvars: Terraform would load them) and the AWS provider pointed at the emulator.
+emulator_devops_copy() {
+  local work="$1"
+  mkdir -p "$work"
+  cp -R "$ENCACHE_ROOT/devops" "$ENCACHE_ROOT/contracts" "$work/"
+  rm -rf "$work/devops/.terraform" "$work/devops"/*.tfstate* "$work/devops/terraform.tfstate.d" \
+    "$work/devops/backend_override.tf" "$work/devops/terraform.tfvars" "$work/devops"/*.auto.tfvars
+  emulator_provider_override "$work/devops"
+}
