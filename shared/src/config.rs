@@ -141,17 +141,21 @@ impl<'a> Env<'a> {
     }
 }
 
+/// A [`Source`] holding exactly `pairs`: what settings tests hand to [`Env::new`].
+pub fn pairs(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> + use<> {
+    let map: std::collections::HashMap<String, String> = pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    move |k: &str| map.get(k).cloned()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::collections::HashMap;
 
-    fn source(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
-        let map: HashMap<String, String> = pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
-        move |k: &str| map.get(k).cloned()
+    fn source(p: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> + use<> {
+        pairs(p)
     }
 
     #[test]

@@ -2,8 +2,10 @@
 //! ("PreSignUp failed with error <message>."), so only [`TriggerError::Rejected`] passes
 //! its own words through; an outage says "try again" and an unexpected error says
 //! "internal error", their details stay in the log. Every variant tells the Lambda
-//! `Diagnostic` whether a retry can help.
+//! `Diagnostic` whether a retry can help (`Retryable.<Kind>` / `NotRetryable.<Kind>`).
 
+use encache_shared::db::StepError;
+use encache_shared::error::{EventFailure, diagnostic};
 use lambda_runtime::Diagnostic;
 
 #[derive(Debug, thiserror::Error)]
@@ -28,21 +30,6 @@ impl TriggerError {
         Self::InvalidEvent(message.into())
     }
 
-    /// Whether delivering the same event again could succeed.
-    pub fn is_retryable(&self) -> bool {
-        matches!(self, Self::Unavailable(_) | Self::Unexpected(_))
-    }
-
-    /// The `errorType` Lambda reports: `Retryable.*` or `NotRetryable.*`.
-    pub fn error_type(&self) -> &'static str {
-        match self {
-            Self::Rejected(_) => "NotRetryable.Rejected",
-            Self::InvalidEvent(_) => "NotRetryable.InvalidEvent",
-            Self::Unavailable(_) => "Retryable.Unavailable",
-            Self::Unexpected(_) => "Retryable.Unexpected",
-        }
-    }
-
     /// Logs the error once, at the edge.
     pub fn log(&self) {
         match self {
@@ -60,6 +47,31 @@ impl TriggerError {
     }
 }
 
+impl EventFailure for TriggerError {
+    fn retryable(&self) -> bool {
+        matches!(self, Self::Unavailable(_) | Self::Unexpected(_))
+    }
+
+    fn kind(&self) -> &'static str {
+        match self {
+            Self::Rejected(_) => "Rejected",
+            Self::InvalidEvent(_) => "InvalidEvent",
+            Self::Unavailable(_) => "Unavailable",
+            Self::Unexpected(_) => "Unexpected",
+        }
+    }
+
+    /// Cognito shows this to the person signing in: the causes (database client errors
+    /// included) are in the log, not in the reply.
+    fn message(&self) -> String {
+        match self {
+            Self::Unexpected(_) => "internal error".to_owned(),
+            Self::Unavailable(_) => "temporarily unavailable, please try again".to_owned(),
+            other => other.to_string(),
+        }
+    }
+}
+
 impl From<sqlx::Error> for TriggerError {
     fn from(e: sqlx::Error) -> Self {
         if encache_shared::db::is_unavailable(&e) {
@@ -70,20 +82,18 @@ impl From<sqlx::Error> for TriggerError {
     }
 }
 
+impl From<StepError> for TriggerError {
+    fn from(e: StepError) -> Self {
+        match e {
+            StepError::TimedOut(_) => Self::Unavailable(e.to_string()),
+            StepError::Failed(e) => e.into(),
+        }
+    }
+}
+
 impl From<TriggerError> for Diagnostic {
     fn from(e: TriggerError) -> Self {
-        Diagnostic {
-            error_type: e.error_type().to_owned(),
-            // Cognito shows this to the person signing in: the causes (database client
-            // errors included) are in the log, not in the reply.
-            error_message: match &e {
-                TriggerError::Unexpected(_) => "internal error".to_owned(),
-                TriggerError::Unavailable(_) => {
-                    "temporarily unavailable, please try again".to_owned()
-                }
-                other => other.to_string(),
-            },
-        }
+        diagnostic(&e)
     }
 }
 
@@ -105,7 +115,7 @@ mod tests {
     #[test]
     fn a_database_outage_is_marked_retryable() {
         let e: TriggerError = sqlx::Error::PoolTimedOut.into();
-        assert!(e.is_retryable());
+        assert!(e.retryable());
         assert!(Diagnostic::from(e).error_type.starts_with("Retryable."));
     }
 

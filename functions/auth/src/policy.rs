@@ -1,11 +1,8 @@
-//! The sign-up policy, read once from the environment:
-//! `ALLOWED_EMAIL_DOMAINS` / `BLOCKED_EMAIL_DOMAINS` (comma-separated; a domain also
-//! covers its subdomains; an empty allow-list allows every domain that is not blocked),
-//! `AUTO_CONFIRM_USERS` and `AUTO_VERIFY_EMAIL` (booleans, default false).
+//! The sign-up policy: which email domains may sign up, and whether a sign-up is
+//! confirmed and its email verified on the spot. Read from the environment by
+//! `SignUpPolicy::from_env` (in [`crate::settings`]).
 
-use encache_shared::config::{ConfigError, Env};
-
-use crate::email::Email;
+use encache_shared::users::Email;
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct SignUpPolicy {
@@ -16,24 +13,6 @@ pub struct SignUpPolicy {
 }
 
 impl SignUpPolicy {
-    pub fn from_env(env: &Env<'_>) -> Result<Self, ConfigError> {
-        let allowed_domains = domains(env, "ALLOWED_EMAIL_DOMAINS")?;
-        let blocked_domains = domains(env, "BLOCKED_EMAIL_DOMAINS")?;
-        // A domain on both lists is a configuration mistake, not a policy.
-        if let Some(both) = allowed_domains.iter().find(|d| blocked_domains.contains(d)) {
-            return Err(ConfigError::Invalid {
-                name: "BLOCKED_EMAIL_DOMAINS".into(),
-                reason: format!("{both} is also in ALLOWED_EMAIL_DOMAINS"),
-            });
-        }
-        Ok(Self {
-            allowed_domains,
-            blocked_domains,
-            auto_confirm_users: env.flag("AUTO_CONFIRM_USERS", false)?,
-            auto_verify_email: env.flag("AUTO_VERIFY_EMAIL", false)?,
-        })
-    }
-
     /// `Ok` when the address may sign up, otherwise the reason to show the person.
     pub fn check(&self, email: &Email) -> Result<(), String> {
         let domain = email.domain();
@@ -61,30 +40,10 @@ fn covers(listed: &str, domain: &str) -> bool {
             .is_some_and(|prefix| prefix.ends_with('.'))
 }
 
-fn domains(env: &Env<'_>, name: &str) -> Result<Vec<String>, ConfigError> {
-    env.list(name)
-        .into_iter()
-        .map(|raw| {
-            let d = raw.trim_start_matches('@').to_ascii_lowercase();
-            let valid = !d.is_empty()
-                && d.split('.').all(|l| !l.is_empty())
-                && d.chars()
-                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.');
-            if valid {
-                Ok(d)
-            } else {
-                Err(ConfigError::Invalid {
-                    name: name.to_owned(),
-                    reason: format!("{raw:?} is not a domain"),
-                })
-            }
-        })
-        .collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use encache_shared::config::{ConfigError, Env};
 
     fn policy(pairs: &[(&'static str, &'static str)]) -> Result<SignUpPolicy, ConfigError> {
         let pairs = pairs.to_vec();

@@ -2,38 +2,42 @@
 //! attempts in all), so the upsert is keyed by `sub` and bounded well inside that.
 
 use aws_lambda_events::cognito::CognitoEventUserPoolsPostConfirmation;
+use encache_shared::db::within;
+use encache_shared::users::{self, Email};
 use lambda_runtime::LambdaEvent;
 use serde_json::Value;
-use sqlx::PgPool;
 
-use crate::email::Email;
 use crate::error::TriggerError;
-use crate::{event, users};
+use crate::event;
+use crate::settings::TriggerSettings;
 
 pub const TRIGGER_SOURCES: &[&str] = &[
     "PostConfirmation_ConfirmSignUp",
     "PostConfirmation_ConfirmForgotPassword",
 ];
 
-/// 2.5 s for the upsert, connecting included: half of Cognito's 5 s.
-pub type Settings = users::DbSettings<2500>;
+/// What the trigger needs, built once per container (its settings: [`TriggerSettings::post_confirmation`]).
+pub type Deps = crate::TriggerDeps;
+
+/// This trigger's [`Deps`], from the environment.
+pub async fn deps_from_env() -> anyhow::Result<Deps> {
+    Deps::with_settings(TriggerSettings::post_confirmation).await
+}
 
 /// Returns the event unchanged (post-confirmation has no response fields) once the
 /// user's row exists.
 pub async fn handle(
+    deps: &Deps,
     event: LambdaEvent<Value>,
-    pool: &PgPool,
-    settings: Settings,
 ) -> Result<CognitoEventUserPoolsPostConfirmation, TriggerError> {
-    provision(event.payload, pool, settings)
+    provision(event.payload, deps)
         .await
         .inspect_err(TriggerError::log)
 }
 
 async fn provision(
     raw: Value,
-    pool: &PgPool,
-    settings: Settings,
+    deps: &Deps,
 ) -> Result<CognitoEventUserPoolsPostConfirmation, TriggerError> {
     let event: CognitoEventUserPoolsPostConfirmation = event::parse(raw, TRIGGER_SOURCES)?;
     let attributes = &event.request.user_attributes;
@@ -42,7 +46,11 @@ async fn provision(
     let email = Email::parse(event::attribute(attributes, "email")?)
         .map_err(|e| TriggerError::invalid(format!("request.userAttributes.email: {e}")))?;
 
-    let provisioned = users::within(settings.db_timeout, users::upsert(pool, sub, &email)).await?;
+    let provisioned = within(
+        deps.settings.db_timeout,
+        users::upsert(&deps.pool, sub, &email),
+    )
+    .await?;
     tracing::info!(
         trigger_source = ?event.cognito_event_user_pools_header.trigger_source,
         user_id = %provisioned.user.id,

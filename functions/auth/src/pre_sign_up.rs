@@ -7,7 +7,9 @@ use aws_lambda_events::cognito::{
 use lambda_runtime::LambdaEvent;
 use serde_json::Value;
 
-use crate::email::Email;
+use encache_shared::config::{Env, ProcessEnv};
+use encache_shared::users::Email;
+
 use crate::error::TriggerError;
 use crate::event;
 use crate::policy::SignUpPolicy;
@@ -18,13 +20,26 @@ pub const TRIGGER_SOURCES: &[&str] = &[
     "PreSignUp_ExternalProvider",
 ];
 
+/// What the trigger needs, built once per container: the policy, and nothing else.
+pub struct Deps {
+    pub policy: SignUpPolicy,
+}
+
+impl Deps {
+    pub async fn from_env() -> anyhow::Result<Self> {
+        Ok(Self {
+            policy: SignUpPolicy::from_env(&Env::new(&ProcessEnv))?,
+        })
+    }
+}
+
 /// Returns the event with its `response` filled in, or an error whose message Cognito
 /// shows the person signing up.
 pub async fn handle(
+    deps: &Deps,
     event: LambdaEvent<Value>,
-    policy: &SignUpPolicy,
 ) -> Result<CognitoEventUserPoolsPreSignup, TriggerError> {
-    decide(event.payload, policy).inspect_err(TriggerError::log)
+    decide(event.payload, &deps.policy).inspect_err(TriggerError::log)
 }
 
 fn decide(

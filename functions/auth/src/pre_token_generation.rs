@@ -9,12 +9,14 @@ use aws_lambda_events::cognito::{
     ClaimsAndScopeOverrideDetailsV2, CognitoAccessTokenGenerationV2,
     CognitoEventUserPoolsPreTokenGenV2, CognitoIdTokenGenerationV2,
 };
+use encache_shared::db::{self, StepError, within};
+use encache_shared::users;
 use lambda_runtime::LambdaEvent;
 use serde_json::Value;
-use sqlx::PgPool;
 
 use crate::error::TriggerError;
-use crate::{event, users};
+use crate::event;
+use crate::settings::TriggerSettings;
 
 pub const TRIGGER_SOURCES: &[&str] = &[
     "TokenGeneration_HostedAuth",
@@ -61,23 +63,26 @@ pub const RESERVED_CLAIMS: &[&str] = &[
     "version",
 ];
 
-/// 1 s for the claim lookup, connecting included: it runs on every sign-in and refresh.
-pub type Settings = users::DbSettings<1000>;
+/// What the trigger needs, built once per container (its settings: [`TriggerSettings::pre_token_generation`]).
+pub type Deps = crate::TriggerDeps;
+
+/// This trigger's [`Deps`], from the environment.
+pub async fn deps_from_env() -> anyhow::Result<Deps> {
+    Deps::with_settings(TriggerSettings::pre_token_generation).await
+}
 
 pub async fn handle(
+    deps: &Deps,
     event: LambdaEvent<Value>,
-    pool: &PgPool,
-    settings: Settings,
 ) -> Result<CognitoEventUserPoolsPreTokenGenV2, TriggerError> {
-    customise(event.payload, pool, settings)
+    customise(event.payload, deps)
         .await
         .inspect_err(TriggerError::log)
 }
 
 async fn customise(
     mut raw: Value,
-    pool: &PgPool,
-    settings: Settings,
+    deps: &Deps,
 ) -> Result<CognitoEventUserPoolsPreTokenGenV2, TriggerError> {
     // `scopes` is optional in what Cognito documents; the crate's type requires it.
     if let Some(request) = raw.get_mut("request").and_then(Value::as_object_mut)
@@ -88,7 +93,8 @@ async fn customise(
     let mut event: CognitoEventUserPoolsPreTokenGenV2 = event::parse(raw, TRIGGER_SOURCES)?;
     let sub = event::sub(&event.request.user_attributes)?.to_owned();
 
-    let claims = match users::within(settings.db_timeout, users::find_by_sub(pool, &sub)).await {
+    let lookup = users::find_by_sub(&deps.pool, &sub);
+    let claims = match within(deps.settings.db_timeout, lookup).await {
         Ok(Some(user)) => HashMap::from([
             (USER_ID_CLAIM.to_owned(), Value::String(user.id.to_string())),
             (PLAN_CLAIM.to_owned(), Value::String(user.plan)),
@@ -99,7 +105,7 @@ async fn customise(
         }
         // Sign-in must not fail for the claims: an outage is expected now and then, any
         // other database error is a bug worth an ERROR line; both issue plain tokens.
-        Err(users::Bounded::Failed(e)) if !encache_shared::db::is_unavailable(&e) => {
+        Err(StepError::Failed(e)) if !db::is_unavailable(&e) => {
             tracing::error!(cognito_sub = %sub, error = format!("{e:#}"), "claim lookup failed; tokens issued without encache claims");
             HashMap::new()
         }

@@ -7,10 +7,11 @@ mod common;
 use std::time::Duration;
 
 use common::{user_count, with};
-use encache_auth::email::Email;
 use encache_auth::policy::SignUpPolicy;
-use encache_auth::{post_confirmation, pre_sign_up, pre_token_generation, users};
-use encache_tests::{TestDb, lambda_event};
+use encache_auth::settings::TriggerSettings;
+use encache_auth::{post_confirmation, pre_sign_up, pre_token_generation};
+use encache_shared::users::{self, Email};
+use encache_testkit::{TestDb, lambda_event};
 use serde_json::{Value, json};
 
 fn presignup_fixture() -> Value {
@@ -108,15 +109,17 @@ fn pretokengen_v2_incoming_fixture() -> Value {
 #[tokio::test]
 async fn the_crates_pre_sign_up_fixture_is_refused_for_its_placeholder_email_and_accepted_with_a_real_one()
  {
-    let policy = SignUpPolicy::default();
+    let deps = pre_sign_up::Deps {
+        policy: SignUpPolicy::default(),
+    };
 
-    let refused = pre_sign_up::handle(lambda_event(presignup_fixture()), &policy).await;
+    let refused = pre_sign_up::handle(&deps, lambda_event(presignup_fixture())).await;
     let fixed = with(
         presignup_fixture(),
         "/request/userAttributes/email",
         json!("kim@example.com"),
     );
-    let accepted = pre_sign_up::handle(lambda_event(fixed), &policy)
+    let accepted = pre_sign_up::handle(&deps, lambda_event(fixed))
         .await
         .unwrap();
 
@@ -135,20 +138,22 @@ async fn the_crates_pre_sign_up_fixture_is_refused_for_its_placeholder_email_and
 #[tokio::test]
 async fn the_crates_post_confirmation_fixture_needs_a_sub_and_then_provisions_one_row() {
     let db = TestDb::new().await;
-    let settings = post_confirmation::Settings {
-        db_timeout: Duration::from_secs(2),
+    let deps = post_confirmation::Deps {
+        pool: db.pool.clone(),
+        settings: TriggerSettings {
+            db_timeout: Duration::from_secs(2),
+        },
     };
 
     let missing_sub =
-        post_confirmation::handle(lambda_event(postconfirmation_fixture()), &db.pool, settings)
-            .await;
+        post_confirmation::handle(&deps, lambda_event(postconfirmation_fixture())).await;
     let mut fixed = with(
         postconfirmation_fixture(),
         "/request/userAttributes/email",
         json!("kim@example.com"),
     );
     fixed["request"]["userAttributes"]["sub"] = json!("0d5a6c3e-1111-4b2a-9c8d-7e6f5a4b3c2d");
-    post_confirmation::handle(lambda_event(fixed), &db.pool, settings)
+    post_confirmation::handle(&deps, lambda_event(fixed))
         .await
         .unwrap();
 
@@ -171,11 +176,14 @@ async fn the_crates_v2_incoming_fixture_gets_claims_and_its_groups_and_roles_bac
         .user;
     let mut event = pretokengen_v2_incoming_fixture();
     event["request"]["userAttributes"]["sub"] = json!(sub);
-    let settings = pre_token_generation::Settings {
-        db_timeout: Duration::from_secs(1),
+    let deps = pre_token_generation::Deps {
+        pool: db.pool.clone(),
+        settings: TriggerSettings {
+            db_timeout: Duration::from_secs(1),
+        },
     };
 
-    let out = pre_token_generation::handle(lambda_event(event.clone()), &db.pool, settings)
+    let out = pre_token_generation::handle(&deps, lambda_event(event.clone()))
         .await
         .unwrap();
 

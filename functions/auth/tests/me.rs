@@ -8,7 +8,8 @@ use aws_lambda_events::apigw::ApiGatewayV2httpRequest;
 use common::{me_deps, raw, user_count};
 use encache_auth::me::handle;
 use encache_auth::post_confirmation;
-use encache_tests::{TestDb, lambda_event, refused_pool, sample_event, status_and_json};
+use encache_auth::settings::TriggerSettings;
+use encache_testkit::{TestDb, lambda_event, refused_pool, sample_event, status_and_json};
 use serde_json::{Value, json};
 use sqlx::PgPool;
 
@@ -17,7 +18,7 @@ const SUB: &str = "6c1f0d2e-8a4b-4f37-9d51-2b7e9c0a4f18";
 async fn get_me(req: ApiGatewayV2httpRequest, pool: &PgPool) -> (i64, Value) {
     // GET never touches the bucket.
     let deps = me_deps(pool, "no-bucket-needed", Duration::from_millis(2000)).await;
-    status_and_json(&handle(lambda_event(req), &deps).await.unwrap())
+    status_and_json(&handle(&deps, lambda_event(req)).await.unwrap())
 }
 
 fn request() -> ApiGatewayV2httpRequest {
@@ -39,12 +40,15 @@ fn claims(req: &mut ApiGatewayV2httpRequest) -> &mut std::collections::HashMap<S
 #[tokio::test]
 async fn me_returns_the_profile_post_confirmation_provisioned() {
     let db = TestDb::new().await;
-    post_confirmation::handle(
-        lambda_event(raw("cognito-post-confirmation.json")),
-        &db.pool,
-        post_confirmation::Settings {
+    let confirmation = post_confirmation::Deps {
+        pool: db.pool.clone(),
+        settings: TriggerSettings {
             db_timeout: Duration::from_secs(2),
         },
+    };
+    post_confirmation::handle(
+        &confirmation,
+        lambda_event(raw("cognito-post-confirmation.json")),
     )
     .await
     .unwrap();

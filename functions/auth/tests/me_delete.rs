@@ -9,9 +9,9 @@ use aws_lambda_events::apigw::ApiGatewayV2httpResponse;
 use aws_sdk_s3::primitives::ByteStream;
 use common::me_deps;
 use encache_auth::me::{Deps, handle};
-use encache_auth::users::{self, Removal};
+use encache_auth::store::{self, Removal};
 use encache_shared::http::REQUEST_ID_HEADER;
-use encache_tests::{
+use encache_testkit::{
     HttpEvent, TestDb, assert_standard_error, insert_user, lambda_event, refused_pool, silent_pool,
     status_and_json,
 };
@@ -139,7 +139,7 @@ struct Owned {
 
 async fn delete_me(sub: &str, deps: &Deps) -> ApiGatewayV2httpResponse {
     let req = HttpEvent::sample("me-delete.json").caller(sub).build();
-    handle(lambda_event(req), deps).await.unwrap()
+    handle(deps, lambda_event(req)).await.unwrap()
 }
 
 #[track_caller]
@@ -332,7 +332,7 @@ async fn deleting_without_a_sub_claim_is_unauthorized_and_deletes_nothing() {
         .claims
         .remove("sub");
 
-    let resp = handle(lambda_event(req), &w.deps().await).await.unwrap();
+    let resp = handle(&w.deps().await, lambda_event(req)).await.unwrap();
 
     let (status, body) = status_and_json(&resp);
     assert_standard_error(status, &body, 401, "unauthorized");
@@ -348,7 +348,7 @@ async fn a_route_the_function_does_not_serve_is_a_404() {
     let mut req = HttpEvent::sample("me-delete.json").caller(ADA).build();
     req.route_key = Some("PUT /v1/me".into());
 
-    let resp = handle(lambda_event(req), &w.deps().await).await.unwrap();
+    let resp = handle(&w.deps().await, lambda_event(req)).await.unwrap();
 
     let (status, body) = status_and_json(&resp);
     assert_standard_error(status, &body, 404, "not_found");
@@ -360,16 +360,16 @@ async fn the_row_goes_only_once_no_memory_is_left() {
     let ada = w.user_with_data(ADA, 1, false).await;
     let pool = &w.db.pool;
 
-    let with_a_memory = users::delete_without_memories(pool, ada.user_id)
+    let with_a_memory = store::delete_without_memories(pool, ada.user_id)
         .await
         .unwrap();
-    users::forget_memories(pool, ada.user_id, &ada.keys)
+    store::forget_memories(pool, ada.user_id, &ada.keys)
         .await
         .unwrap();
-    let without = users::delete_without_memories(pool, ada.user_id)
+    let without = store::delete_without_memories(pool, ada.user_id)
         .await
         .unwrap();
-    let again = users::delete_without_memories(pool, ada.user_id)
+    let again = store::delete_without_memories(pool, ada.user_id)
         .await
         .unwrap();
 

@@ -7,22 +7,27 @@ use std::time::{Duration, Instant};
 
 use common::{raw, user_count, with, without};
 use encache_auth::TriggerError;
-use encache_auth::post_confirmation::{Settings, handle};
-use encache_tests::{TestDb, lambda_event, refused_pool, silent_pool};
+use encache_auth::post_confirmation::{Deps, handle};
+use encache_auth::settings::TriggerSettings;
+use encache_shared::error::EventFailure;
+use encache_testkit::{TestDb, lambda_event, refused_pool, silent_pool};
 use serde_json::{Value, json};
 use sqlx::PgPool;
 use time::OffsetDateTime;
 
 const SUB: &str = "6c1f0d2e-8a4b-4f37-9d51-2b7e9c0a4f18";
 
-fn settings() -> Settings {
-    Settings {
-        db_timeout: Duration::from_millis(2500),
+fn deps(pool: &PgPool) -> Deps {
+    Deps {
+        pool: pool.clone(),
+        settings: TriggerSettings {
+            db_timeout: Duration::from_millis(2500),
+        },
     }
 }
 
 async fn confirm(event: Value, pool: &PgPool) -> Result<Value, TriggerError> {
-    handle(lambda_event(event), pool, settings())
+    handle(&deps(pool), lambda_event(event))
         .await
         .map(|e| serde_json::to_value(e).unwrap())
 }
@@ -49,6 +54,22 @@ async fn confirming_a_sign_up_creates_the_user_with_a_normalised_email_and_retur
     let (email, plan, _, _) = row(&db.pool, SUB).await;
     assert_eq!(email, "Ada.Lovelace@example.com");
     assert_eq!(plan, "free");
+}
+
+#[tokio::test]
+async fn an_address_is_stored_trimmed_with_its_domain_lower_cased_as_upload_stores_it() {
+    // functions/upload/tests/caller_row.rs pins the same stored form for an upload.
+    let db = TestDb::new().await;
+    let event = with(
+        raw("cognito-post-confirmation.json"),
+        "/request/userAttributes/email",
+        json!(" Ada@Example.COM"),
+    );
+
+    confirm(event, &db.pool).await.unwrap();
+
+    let (email, _, _, _) = row(&db.pool, SUB).await;
+    assert_eq!(email, "Ada@example.com");
 }
 
 #[tokio::test]
@@ -177,7 +198,7 @@ async fn bad_events_are_clear_non_retryable_errors_that_write_nothing() {
     for (event, needle) in cases {
         let err = confirm(event, &db.pool).await.unwrap_err();
         assert!(matches!(err, TriggerError::InvalidEvent(_)), "{err:?}");
-        assert!(!err.is_retryable());
+        assert!(!err.retryable());
         assert!(
             err.to_string().contains(needle),
             "{err} should mention {needle}"
@@ -195,7 +216,7 @@ async fn a_refused_database_is_a_retryable_error_well_inside_cognitos_five_secon
         .await
         .unwrap_err();
 
-    assert!(err.is_retryable(), "{err:?}");
+    assert!(err.retryable(), "{err:?}");
     assert!(
         started.elapsed() < Duration::from_secs(3),
         "took {:?}",

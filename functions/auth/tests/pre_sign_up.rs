@@ -6,8 +6,9 @@ mod common;
 use common::{raw, with, without};
 use encache_auth::TriggerError;
 use encache_auth::policy::SignUpPolicy;
-use encache_auth::pre_sign_up::handle;
-use encache_tests::lambda_event;
+use encache_auth::pre_sign_up::{Deps, handle};
+use encache_shared::error::EventFailure;
+use encache_testkit::lambda_event;
 use lambda_runtime::Diagnostic;
 use serde_json::{Value, json};
 
@@ -21,7 +22,10 @@ fn policy() -> SignUpPolicy {
 }
 
 async fn sign_up(event: Value, policy: &SignUpPolicy) -> Result<Value, TriggerError> {
-    handle(lambda_event(event), policy)
+    let deps = Deps {
+        policy: policy.clone(),
+    };
+    handle(&deps, lambda_event(event))
         .await
         .map(|e| serde_json::to_value(e).unwrap())
 }
@@ -169,7 +173,7 @@ async fn an_unexpected_trigger_source_is_a_clear_non_retryable_error() {
 
     let err = sign_up(event, &policy()).await.unwrap_err();
 
-    assert!(!err.is_retryable());
+    assert!(!err.retryable());
     assert_eq!(
         err.to_string(),
         "invalid event: unexpected triggerSource \"PostConfirmation_ConfirmSignUp\"; \

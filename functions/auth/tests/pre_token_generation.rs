@@ -8,23 +8,26 @@ use std::time::{Duration, Instant};
 
 use common::{raw, with, without};
 use encache_auth::TriggerError;
-use encache_auth::email::Email;
-use encache_auth::pre_token_generation::{RESERVED_CLAIMS, Settings, TRIGGER_SOURCES, handle};
-use encache_auth::users;
-use encache_tests::{TestDb, lambda_event, refused_pool, silent_pool};
+use encache_auth::pre_token_generation::{Deps, RESERVED_CLAIMS, TRIGGER_SOURCES, handle};
+use encache_auth::settings::TriggerSettings;
+use encache_shared::users::{self, Email};
+use encache_testkit::{TestDb, lambda_event, refused_pool, silent_pool};
 use serde_json::{Value, json};
 use sqlx::PgPool;
 
 const SUB: &str = "6c1f0d2e-8a4b-4f37-9d51-2b7e9c0a4f18";
 
-fn settings() -> Settings {
-    Settings {
-        db_timeout: Duration::from_millis(1000),
+fn deps(pool: &PgPool) -> Deps {
+    Deps {
+        pool: pool.clone(),
+        settings: TriggerSettings {
+            db_timeout: Duration::from_millis(1000),
+        },
     }
 }
 
 async fn generate(event: Value, pool: &PgPool) -> Result<Value, TriggerError> {
-    handle(lambda_event(event), pool, settings())
+    handle(&deps(pool), lambda_event(event))
         .await
         .map(|e| serde_json::to_value(e).unwrap())
 }

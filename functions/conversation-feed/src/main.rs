@@ -1,25 +1,10 @@
-use encache_conversation_feed::{Deps, Settings, handle};
-use encache_shared::aws::{SecretCache, sdk_config};
-use encache_shared::config::{Env, ProcessEnv};
-use encache_shared::pagination::CursorSigner;
-use encache_shared::{db, telemetry};
+use encache_conversation_feed::{Deps, handle};
+use encache_shared::telemetry;
 use lambda_runtime::{Error, run, service_fn};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     telemetry::init();
-    let env = Env::new(&ProcessEnv);
-    let settings = Settings::from_env(&env)?;
-    // One SSM client for both secrets, read side by side.
-    let secrets = SecretCache::from_sdk(&sdk_config().await);
-    let (cursors, pool) = tokio::try_join!(
-        CursorSigner::from_env(&env, &secrets),
-        db::pool_from_env(&env, Some(&secrets))
-    )?;
-    let deps = Deps {
-        pool,
-        cursors,
-        settings,
-    };
-    run(service_fn(|event| handle(event, &deps))).await
+    let deps = Deps::from_env().await?;
+    run(service_fn(|event| handle(&deps, event))).await
 }

@@ -7,13 +7,12 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use aws_lambda_events::apigw::ApiGatewayV2httpRequest;
-use encache_conversation_feed::{
-    Deps, MAX_MESSAGE_CHARS, MAX_TITLE_CHARS, PREVIEW_CHARS, Settings, handle, list_conversations,
-    list_messages,
-};
+use encache_conversation_feed::conversations::{MAX_TITLE_CHARS, list_conversations};
+use encache_conversation_feed::messages::{MAX_MESSAGE_CHARS, PREVIEW_CHARS, list_messages};
+use encache_conversation_feed::{Deps, Settings, handle};
 use encache_shared::config::Secret;
 use encache_shared::pagination::{CursorScope, CursorSigner, Keyset};
-use encache_tests::{
+use encache_testkit::{
     HttpEvent, TestDb, assert_standard_error, insert_user, lambda_event, refused_pool,
     status_and_json,
 };
@@ -73,7 +72,7 @@ fn post(sub: &str, id: &str, body: Value) -> ApiGatewayV2httpRequest {
 }
 
 async fn call(deps: &Deps, req: ApiGatewayV2httpRequest) -> (i64, Value) {
-    status_and_json(&handle(lambda_event(req), deps).await.unwrap())
+    status_and_json(&handle(deps, lambda_event(req)).await.unwrap())
 }
 
 /// `n` conversations, activity one second apart from `seconds_ago`, three per timestamp.

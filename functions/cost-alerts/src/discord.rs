@@ -101,7 +101,7 @@ impl Discord {
                 Ok(r) => r,
                 Err(e) => {
                     failures += 1;
-                    let cause = describe(e);
+                    let cause = encache_shared::outbound::describe(e);
                     tracing::warn!(attempt = failures, error = %cause, "Discord unreachable");
                     if failures >= self.policy.max_attempts {
                         return Err(DeliveryError::Network {
@@ -230,25 +230,6 @@ impl Discord {
             _ => Err(()),
         }
     }
-}
-
-/// The error's kind and causes, with the URL (which holds the webhook token) removed.
-fn describe(e: reqwest::Error) -> String {
-    let kind = if e.is_timeout() {
-        "timed out"
-    } else if e.is_connect() {
-        "connection failed"
-    } else {
-        "request failed"
-    };
-    let e = e.without_url();
-    let mut text = format!("{kind}: {e}");
-    let mut source = std::error::Error::source(&e);
-    while let Some(s) = source {
-        text.push_str(&format!(": {s}"));
-        source = s.source();
-    }
-    text
 }
 
 fn secs(s: f64) -> Duration {

@@ -5,11 +5,18 @@
 //! the webhook secret, building the embed) happens before the post; after a successful
 //! post only infallible bookkeeping runs, so an alert is never reported failed (and
 //! retried) once Discord has it.
+//!
+//! Rooms: [`settings`], [`error`], and [`Deps`] + [`handle`] here; the domain: [`alert`]
+//! (what a cost message says), [`budgets`] (the Budgets API), [`render`] and [`embed`]
+//! (the Discord embed within its limits), [`discord`] (posting, rate limits, retries).
+//! No `store`: the function owns no storage (the webhook URL is read through the shared
+//! SSM secret cache).
 
 pub mod alert;
 pub mod budgets;
 pub mod discord;
 pub mod embed;
+pub mod error;
 pub mod render;
 pub mod settings;
 
@@ -18,8 +25,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use aws_lambda_events::eventbridge::EventBridgeEvent;
 use aws_lambda_events::sns::{SnsEvent, SnsRecord};
-use encache_shared::aws::SecretCache;
-use lambda_runtime::{Diagnostic, LambdaEvent};
+use encache_shared::aws::{SecretCache, sdk_config};
+use encache_shared::config::{Env, ProcessEnv};
+use lambda_runtime::LambdaEvent;
 use serde_json::{Value, json};
 use tokio::sync::Mutex;
 use tokio::time::Instant;
@@ -29,63 +37,16 @@ use crate::alert::{CostMessage, account_from_arn};
 use crate::budgets::Enrichment;
 use crate::discord::{DeliveryError, Discord};
 use crate::embed::WebhookMessage;
+pub use crate::error::ForwardError;
 use crate::render::Origin;
 pub use crate::settings::Settings;
 
 /// How many delivered message ids a container remembers.
 const REMEMBERED: usize = 10_000;
 
-/// Why an invocation failed, and whether Lambda's retry (then the DLQ) can help.
-#[derive(Debug, thiserror::Error)]
-pub enum ForwardError {
-    #[error("the Discord webhook URL could not be read: {0}")]
-    WebhookSecret(String),
-    #[error(transparent)]
-    Delivery(#[from] DeliveryError),
-    #[error("reading the budgets for the digest failed: {0}")]
-    Digest(String),
-    #[error("the event is neither an SNS notification nor a scheduled event: {0}")]
-    UnknownEvent(String),
-}
-
-impl ForwardError {
-    pub fn retryable(&self) -> bool {
-        match self {
-            Self::WebhookSecret(_) | Self::Digest(_) => true,
-            Self::Delivery(d) => d.retryable(),
-            Self::UnknownEvent(_) => false,
-        }
-    }
-}
-
-impl From<ForwardError> for Diagnostic {
-    fn from(e: ForwardError) -> Self {
-        let kind = match &e {
-            ForwardError::WebhookSecret(_) => "WebhookSecret",
-            ForwardError::Delivery(DeliveryError::RateLimited { .. }) => "DiscordRateLimited",
-            ForwardError::Delivery(DeliveryError::ServerError { .. }) => "DiscordServerError",
-            ForwardError::Delivery(DeliveryError::Network { .. }) => "DiscordUnreachable",
-            ForwardError::Delivery(DeliveryError::OutOfTime) => "OutOfTime",
-            ForwardError::Delivery(DeliveryError::Rejected { .. }) => "DiscordRejected",
-            ForwardError::Delivery(DeliveryError::WebhookGone { .. }) => "WebhookGone",
-            ForwardError::Digest(_) => "DigestBudgets",
-            ForwardError::UnknownEvent(_) => "UnknownEvent",
-        };
-        let class = if e.retryable() {
-            "Retryable"
-        } else {
-            "NonRetryable"
-        };
-        Diagnostic {
-            error_type: format!("{class}.{kind}"),
-            error_message: e.to_string(),
-        }
-    }
-}
-
 /// Everything built once per container: settings, clients, the cached webhook secret,
 /// the Discord rate-limit state and the ids already delivered.
-pub struct Forwarder {
+pub struct Deps {
     pub settings: Settings,
     secrets: SecretCache,
     budgets: aws_sdk_budgets::Client,
@@ -112,7 +73,14 @@ impl Delivered {
     }
 }
 
-impl Forwarder {
+impl Deps {
+    /// The container's dependencies from the process environment and the AWS SDK config.
+    pub async fn from_env() -> anyhow::Result<Self> {
+        let settings = Settings::from_env(&Env::new(&ProcessEnv))?;
+        let sdk = sdk_config().await;
+        Self::new(settings, SecretCache::from_sdk(&sdk), budgets::client(&sdk))
+    }
+
     pub fn new(
         settings: Settings,
         secrets: SecretCache,
@@ -132,7 +100,7 @@ impl Forwarder {
         self.delivered.lock().await.ids.contains(id)
     }
 
-    /// Posts one message unless this container already delivered `id`.
+    /// The webhook URL, from the container's secret cache.
     async fn webhook(&self) -> Result<encache_shared::config::Secret<String>, ForwardError> {
         self.secrets
             .get(&self.settings.webhook_parameter)
@@ -140,6 +108,7 @@ impl Forwarder {
             .map_err(|e| ForwardError::WebhookSecret(format!("{e:#}")))
     }
 
+    /// Posts one message unless this container already delivered `id`.
     async fn deliver(
         &self,
         id: &str,
@@ -185,7 +154,7 @@ fn deadline_of(event_deadline_ms: u64) -> Instant {
 }
 
 /// The handler: SNS cost alerts or the scheduled digest, told apart by shape.
-pub async fn handle(event: LambdaEvent<Value>, fwd: &Forwarder) -> Result<Value, ForwardError> {
+pub async fn handle(deps: &Deps, event: LambdaEvent<Value>) -> Result<Value, ForwardError> {
     let deadline = deadline_of(event.context.deadline);
     let payload = event.payload;
     if payload.get("Records").is_some() {
@@ -194,7 +163,7 @@ pub async fn handle(event: LambdaEvent<Value>, fwd: &Forwarder) -> Result<Value,
         let mut posted = 0;
         for record in &sns.records {
             let span = tracing::info_span!("sns_record", message_id = %record.sns.message_id);
-            if forward_alert(record, fwd, deadline)
+            if forward_alert(deps, record, deadline)
                 .instrument(span)
                 .await?
             {
@@ -206,7 +175,7 @@ pub async fn handle(event: LambdaEvent<Value>, fwd: &Forwarder) -> Result<Value,
     if payload.get("detail-type").is_some() {
         let scheduled: EventBridgeEvent<Value> = serde_json::from_value(payload)
             .map_err(|e| ForwardError::UnknownEvent(format!("malformed scheduled event: {e}")))?;
-        let posted = post_digest(&scheduled, fwd, deadline).await?;
+        let posted = post_digest(deps, &scheduled, deadline).await?;
         return Ok(json!({ "digest": true, "posted": posted }));
     }
     let keys: Vec<String> = payload
@@ -222,12 +191,12 @@ pub async fn handle(event: LambdaEvent<Value>, fwd: &Forwarder) -> Result<Value,
 /// One SNS cost message → one embed. Returns whether it was posted (false if this
 /// container had already delivered it).
 pub async fn forward_alert(
+    deps: &Deps,
     record: &SnsRecord,
-    fwd: &Forwarder,
     deadline: Instant,
 ) -> Result<bool, ForwardError> {
     let sns = &record.sns;
-    if fwd.already_delivered(&sns.message_id).await {
+    if deps.already_delivered(&sns.message_id).await {
         tracing::info!(message_id = %sns.message_id, "already delivered by this container; skipped");
         return Ok(false);
     }
@@ -244,15 +213,15 @@ pub async fn forward_alert(
                 .account_id
                 .clone()
                 .or(topic_account)
-                .or_else(|| fwd.settings.account_id.clone());
+                .or_else(|| deps.settings.account_id.clone());
             origin.account_id = account.clone();
             let enrichment = match &account {
                 Some(acct) => {
                     budgets::enrich(
-                        &fwd.budgets,
+                        &deps.budgets,
                         acct,
                         &alert.budget_name,
-                        fwd.settings.enrichment_timeout,
+                        deps.settings.enrichment_timeout,
                     )
                     .await
                 }
@@ -282,14 +251,14 @@ pub async fn forward_alert(
             render::unrecognised_embed(subject.as_deref(), text, &origin)
         }
     };
-    let message = WebhookMessage::single(embed, fwd.settings.mention_role_id.as_deref());
-    fwd.deliver(&sns.message_id, &message, deadline).await
+    let message = WebhookMessage::single(embed, deps.settings.mention_role_id.as_deref());
+    deps.deliver(&sns.message_id, &message, deadline).await
 }
 
 /// The daily digest: every budget of the account in one embed.
 pub async fn post_digest(
+    deps: &Deps,
     event: &EventBridgeEvent<Value>,
-    fwd: &Forwarder,
     deadline: Instant,
 ) -> Result<bool, ForwardError> {
     let id = event
@@ -302,17 +271,17 @@ pub async fn post_digest(
                 event.time.map(|t| t.to_rfc3339()).unwrap_or_default()
             )
         });
-    if fwd.already_delivered(&id).await {
+    if deps.already_delivered(&id).await {
         return Ok(false);
     }
-    let account = fwd
+    let account = deps
         .settings
         .account_id
         .clone()
         .or_else(|| event.account.clone())
         .ok_or_else(|| ForwardError::Digest("no account id (set BUDGETS_ACCOUNT_ID)".into()))?;
-    let lookup = budgets::all_budgets(&fwd.budgets, &account);
-    let list = match tokio::time::timeout(fwd.settings.enrichment_timeout * 3, lookup).await {
+    let lookup = budgets::all_budgets(&deps.budgets, &account);
+    let list = match tokio::time::timeout(deps.settings.enrichment_timeout * 3, lookup).await {
         Ok(Ok(list)) => list,
         Ok(Err(e)) => return Err(ForwardError::Digest(format!("{e:#}"))),
         Err(_) => return Err(ForwardError::Digest("DescribeBudgets timed out".into())),
@@ -325,5 +294,5 @@ pub async fn post_digest(
     let embed = render::digest_embed(&list, &origin);
     tracing::info!(budgets = list.len(), "digest built");
     let message = WebhookMessage::single(embed, None);
-    fwd.deliver(&id, &message, deadline).await
+    deps.deliver(&id, &message, deadline).await
 }

@@ -7,7 +7,7 @@ use aws_sdk_budgets::types::TimeUnit;
 use encache_cost_alerts::embed::{FIELD_VALUE_MAX, TITLE_MAX, TOTAL_MAX};
 use encache_cost_alerts::handle;
 use encache_cost_alerts::render::BUDGETS_CONSOLE;
-use encache_tests::{lambda_event, sample_event};
+use encache_testkit::{lambda_event, sample_event};
 use serde_json::{Value, json};
 use support::*;
 
@@ -16,7 +16,7 @@ const ORANGE: u64 = 0xE67E22;
 const YELLOW: u64 = 0xF1C40F;
 const GREY: u64 = 0x95A5A6;
 
-async fn setup() -> (FakeDiscord, encache_cost_alerts::Forwarder) {
+async fn setup() -> (FakeDiscord, encache_cost_alerts::Deps) {
     let discord = FakeDiscord::start().await;
     let param = store_webhook(&discord.new_webhook()).await;
     (discord, forwarder(settings(param)).await)
@@ -25,7 +25,7 @@ async fn setup() -> (FakeDiscord, encache_cost_alerts::Forwarder) {
 #[tokio::test]
 async fn an_actual_budget_alert_is_posted_with_its_labelled_amount_and_live_details() {
     // Given a monthly budget of $100 in the account, and its ACTUAL alert
-    let (discord, fwd) = setup().await;
+    let (discord, deps) = setup().await;
     let account = new_account();
     let name = unique("monthly");
     create_budget(
@@ -56,7 +56,7 @@ async fn an_actual_budget_alert_is_posted_with_its_labelled_amount_and_live_deta
     );
 
     // When it is handled
-    let out = handle(lambda_event(event.clone()), &fwd).await.unwrap();
+    let out = handle(&deps, lambda_event(event.clone())).await.unwrap();
 
     // Then one embed carries the labelled amount (not the prose's $1.00), the share and
     // the live figures, in orange (80-100 % of actual spend)
@@ -98,7 +98,7 @@ async fn an_actual_budget_alert_is_posted_with_its_labelled_amount_and_live_deta
 
 #[tokio::test]
 async fn a_forecasted_alert_over_the_budget_is_orange_not_red() {
-    let (discord, fwd) = setup().await;
+    let (discord, deps) = setup().await;
     let account = new_account();
     let name = unique("forecast");
     create_budget(&account, &name, TimeUnit::Monthly, "200", "90", "250.75").await;
@@ -114,7 +114,7 @@ async fn a_forecasted_alert_over_the_budget_is_orange_not_red() {
     }
     .text();
 
-    handle(lambda_event(sns_event(&text, None)), &fwd)
+    handle(&deps, lambda_event(sns_event(&text, None)))
         .await
         .unwrap();
 
@@ -134,7 +134,7 @@ async fn a_forecasted_alert_over_the_budget_is_orange_not_red() {
 
 #[tokio::test]
 async fn a_daily_budget_alert_shows_the_daily_period_and_tiny_decimals() {
-    let (discord, fwd) = setup().await;
+    let (discord, deps) = setup().await;
     let account = new_account();
     let name = unique("daily");
     create_budget(&account, &name, TimeUnit::Daily, "5", "5.0042", "6").await;
@@ -150,7 +150,7 @@ async fn a_daily_budget_alert_shows_the_daily_period_and_tiny_decimals() {
     }
     .text();
 
-    handle(lambda_event(sns_event(&text, None)), &fwd)
+    handle(&deps, lambda_event(sns_event(&text, None)))
         .await
         .unwrap();
 
@@ -163,7 +163,7 @@ async fn a_daily_budget_alert_shows_the_daily_period_and_tiny_decimals() {
 #[tokio::test]
 async fn mixed_case_labels_are_read_like_upper_case_ones() {
     // Given a capture with `Alert Type: Actual` and `Actual Amount:` and no live budget
-    let (discord, fwd) = setup().await;
+    let (discord, deps) = setup().await;
     let account = new_account();
     let name = unique("mixed");
     let text = Notice {
@@ -178,7 +178,7 @@ async fn mixed_case_labels_are_read_like_upper_case_ones() {
     }
     .text();
 
-    handle(lambda_event(sns_event(&text, None)), &fwd)
+    handle(&deps, lambda_event(sns_event(&text, None)))
         .await
         .unwrap();
 
@@ -198,10 +198,10 @@ async fn mixed_case_labels_are_read_like_upper_case_ones() {
 
 #[tokio::test]
 async fn the_budget_sample_event_posts_a_budget_embed() {
-    let (discord, fwd) = setup().await;
+    let (discord, deps) = setup().await;
     let event: Value = sample_event("cost-alert-budget-sns.json");
 
-    handle(lambda_event(event), &fwd).await.unwrap();
+    handle(&deps, lambda_event(event)).await.unwrap();
 
     let e = embed(&discord.accepted()[0]).clone();
     assert_eq!(e["title"], "Budget alert: encache-dev-monthly");
@@ -210,11 +210,11 @@ async fn the_budget_sample_event_posts_a_budget_embed() {
 
 #[tokio::test]
 async fn an_anomaly_alert_is_posted_with_its_impact_and_root_causes() {
-    let (discord, fwd) = setup().await;
+    let (discord, deps) = setup().await;
     let mut event: Value = sample_event("cost-alert-anomaly-sns.json");
     event["Records"][0]["Sns"]["MessageId"] = json!(uuid::Uuid::new_v4().to_string());
 
-    handle(lambda_event(event), &fwd).await.unwrap();
+    handle(&deps, lambda_event(event)).await.unwrap();
 
     let posted = discord.accepted();
     let e = embed(&posted[0]);
@@ -236,12 +236,12 @@ async fn an_anomaly_alert_is_posted_with_its_impact_and_root_causes() {
 
 #[tokio::test]
 async fn an_unrecognised_message_is_still_forwarded_as_a_short_plain_notice() {
-    let (discord, fwd) = setup().await;
+    let (discord, deps) = setup().await;
     let garbage = format!("@everyone \u{1F4B8} {}", "lorem ipsum ".repeat(1000));
 
     let out = handle(
+        &deps,
         lambda_event(sns_event(&garbage, Some("Something odd"))),
-        &fwd,
     )
     .await
     .unwrap();
@@ -264,7 +264,7 @@ async fn an_unrecognised_message_is_still_forwarded_as_a_short_plain_notice() {
 
 #[tokio::test]
 async fn an_over_long_budget_name_is_truncated_within_every_discord_limit() {
-    let (discord, fwd) = setup().await;
+    let (discord, deps) = setup().await;
     let account = new_account();
     let name = format!("{}-é", "x".repeat(5000));
     let text = Notice {
@@ -279,7 +279,7 @@ async fn an_over_long_budget_name_is_truncated_within_every_discord_limit() {
     }
     .text();
 
-    handle(lambda_event(sns_event(&text, None)), &fwd)
+    handle(&deps, lambda_event(sns_event(&text, None)))
         .await
         .unwrap();
 
@@ -292,7 +292,7 @@ async fn an_over_long_budget_name_is_truncated_within_every_discord_limit() {
     for f in e["fields"].as_array().unwrap() {
         assert!(f["value"].as_str().unwrap().chars().count() <= FIELD_VALUE_MAX);
     }
-    assert!(support::fake_discord::validate(&discord.accepted()[0]).is_empty());
+    assert!(encache_testkit::fake_discord::validate(&discord.accepted()[0]).is_empty());
     let total: usize = [&e["title"], &e["description"], &e["footer"]["text"]]
         .iter()
         .map(|v| v.as_str().unwrap_or("").chars().count())
@@ -305,7 +305,7 @@ async fn a_failing_budgets_api_does_not_block_the_alert_and_the_embed_says_so() 
     // Given a Budgets endpoint that refuses connections
     let discord = FakeDiscord::start().await;
     let param = store_webhook(&discord.new_webhook()).await;
-    let fwd = forwarder_with_budgets_at(settings(param), &closed_endpoint()).await;
+    let deps = forwarder_with_budgets_at(settings(param), &closed_endpoint()).await;
     let text = Notice {
         account: &new_account(),
         name: "team",
@@ -318,7 +318,7 @@ async fn a_failing_budgets_api_does_not_block_the_alert_and_the_embed_says_so() 
     }
     .text();
 
-    handle(lambda_event(sns_event(&text, None)), &fwd)
+    handle(&deps, lambda_event(sns_event(&text, None)))
         .await
         .unwrap();
 
@@ -339,7 +339,7 @@ async fn a_hung_budgets_api_delays_the_alert_only_by_the_enrichment_timeout() {
     let param = store_webhook(&discord.new_webhook()).await;
     let mut s = settings(param);
     s.enrichment_timeout = std::time::Duration::from_millis(400);
-    let fwd = forwarder_with_budgets_at(s, &silent_endpoint().await).await;
+    let deps = forwarder_with_budgets_at(s, &silent_endpoint().await).await;
     let text = Notice {
         account: &new_account(),
         name: "team",
@@ -353,7 +353,7 @@ async fn a_hung_budgets_api_delays_the_alert_only_by_the_enrichment_timeout() {
     .text();
 
     let started = std::time::Instant::now();
-    handle(lambda_event(sns_event(&text, None)), &fwd)
+    handle(&deps, lambda_event(sns_event(&text, None)))
         .await
         .unwrap();
 
@@ -377,9 +377,9 @@ async fn a_configured_role_is_the_only_mention_allowed() {
     let discord = FakeDiscord::start().await;
     let mut s = settings(store_webhook(&discord.new_webhook()).await);
     s.mention_role_id = Some("987654321098765432".into());
-    let fwd = forwarder(s).await;
+    let deps = forwarder(s).await;
 
-    handle(lambda_event(sns_event("hello", None)), &fwd)
+    handle(&deps, lambda_event(sns_event("hello", None)))
         .await
         .unwrap();
 

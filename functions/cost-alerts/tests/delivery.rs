@@ -7,7 +7,8 @@ use std::collections::HashSet;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use encache_cost_alerts::{ForwardError, handle};
-use encache_tests::lambda_event;
+use encache_shared::error::EventFailure;
+use encache_testkit::lambda_event;
 use lambda_runtime::{Diagnostic, LambdaEvent};
 use serde_json::Value;
 use support::*;
@@ -44,12 +45,12 @@ async fn a_burst_of_twenty_alerts_is_all_delivered_once_despite_the_rate_limit()
     // When each container works through its share, one invocation at a time, and SNS
     // then redelivers every message to the same container
     let mut runs = tokio::task::JoinSet::new();
-    for (c, fwd) in containers.into_iter().enumerate() {
+    for (c, deps) in containers.into_iter().enumerate() {
         let mine: Vec<Value> = events.iter().skip(c).step_by(4).cloned().collect();
         runs.spawn(async move {
             let mut results = Vec::new();
             for e in mine.iter().chain(mine.iter()) {
-                results.push(handle(lambda_event(e.clone()), &fwd).await);
+                results.push(handle(&deps, lambda_event(e.clone())).await);
             }
             results
         });
@@ -75,11 +76,11 @@ async fn a_burst_of_twenty_alerts_is_all_delivered_once_despite_the_rate_limit()
 #[tokio::test]
 async fn a_message_this_container_already_posted_is_not_posted_again() {
     let discord = FakeDiscord::start().await;
-    let fwd = forwarder(settings(store_webhook(&discord.new_webhook()).await)).await;
+    let deps = forwarder(settings(store_webhook(&discord.new_webhook()).await)).await;
     let event = sns_event("hello", None);
 
-    let first = handle(lambda_event(event.clone()), &fwd).await.unwrap();
-    let second = handle(lambda_event(event), &fwd).await.unwrap();
+    let first = handle(&deps, lambda_event(event.clone())).await.unwrap();
+    let second = handle(&deps, lambda_event(event)).await.unwrap();
 
     assert_eq!(first["posted"], 1);
     assert_eq!(second["posted"], 0);
@@ -89,15 +90,15 @@ async fn a_message_this_container_already_posted_is_not_posted_again() {
 #[tokio::test]
 async fn a_webhook_that_is_gone_is_a_non_retryable_error() {
     let discord = FakeDiscord::start().await;
-    let fwd = forwarder(settings(store_webhook(&discord.unknown_webhook()).await)).await;
+    let deps = forwarder(settings(store_webhook(&discord.unknown_webhook()).await)).await;
 
-    let err = handle(lambda_event(sns_event("hello", None)), &fwd)
+    let err = handle(&deps, lambda_event(sns_event("hello", None)))
         .await
         .unwrap_err();
 
     assert!(!err.retryable());
     let diagnostic = Diagnostic::from(err);
-    assert_eq!(diagnostic.error_type, "NonRetryable.WebhookGone");
+    assert_eq!(diagnostic.error_type, "NotRetryable.WebhookGone");
     assert_eq!(discord.requests(), 1, "a 404 is not retried");
 }
 
@@ -106,9 +107,9 @@ async fn a_webhook_replaced_in_ssm_is_used_by_a_container_that_cached_the_dead_o
     // Given a container that cached a webhook which is then deleted in Discord
     let discord = FakeDiscord::start().await;
     let param = store_webhook(&discord.unknown_webhook()).await;
-    let fwd = forwarder(settings(param.clone())).await;
+    let deps = forwarder(settings(param.clone())).await;
     assert!(
-        handle(lambda_event(sns_event("first", None)), &fwd)
+        handle(&deps, lambda_event(sns_event("first", None)))
             .await
             .is_err()
     );
@@ -125,7 +126,7 @@ async fn a_webhook_replaced_in_ssm_is_used_by_a_container_that_cached_the_dead_o
         .unwrap();
 
     // Then the same container's next alert reaches the new webhook
-    let out = handle(lambda_event(sns_event("second", None)), &fwd).await;
+    let out = handle(&deps, lambda_event(sns_event("second", None))).await;
     assert!(out.is_ok(), "{out:?}");
     assert_eq!(discord.accepted().len(), 1);
 }
@@ -133,10 +134,10 @@ async fn a_webhook_replaced_in_ssm_is_used_by_a_container_that_cached_the_dead_o
 #[tokio::test]
 async fn a_rejected_message_is_a_non_retryable_error_carrying_discords_message() {
     let discord = FakeDiscord::start().await;
-    let fwd = forwarder(settings(store_webhook(&discord.new_webhook()).await)).await;
+    let deps = forwarder(settings(store_webhook(&discord.new_webhook()).await)).await;
     discord.fail_next(&[400]);
 
-    let err = handle(lambda_event(sns_event("hello", None)), &fwd)
+    let err = handle(&deps, lambda_event(sns_event("hello", None)))
         .await
         .unwrap_err();
 
@@ -144,17 +145,17 @@ async fn a_rejected_message_is_a_non_retryable_error_carrying_discords_message()
     assert!(err.to_string().contains("injected failure"), "{err}");
     assert_eq!(
         Diagnostic::from(err).error_type,
-        "NonRetryable.DiscordRejected"
+        "NotRetryable.DiscordRejected"
     );
 }
 
 #[tokio::test]
 async fn server_errors_are_retried_with_backoff_until_discord_recovers() {
     let discord = FakeDiscord::start().await;
-    let fwd = forwarder(settings(store_webhook(&discord.new_webhook()).await)).await;
+    let deps = forwarder(settings(store_webhook(&discord.new_webhook()).await)).await;
     discord.fail_next(&[500, 502, 503]);
 
-    let out = handle(lambda_event(sns_event("hello", None)), &fwd)
+    let out = handle(&deps, lambda_event(sns_event("hello", None)))
         .await
         .unwrap();
 
@@ -166,11 +167,13 @@ async fn server_errors_are_retried_with_backoff_until_discord_recovers() {
 #[tokio::test]
 async fn persistent_server_errors_end_in_a_retryable_error_and_the_retry_posts_once() {
     let discord = FakeDiscord::start().await;
-    let fwd = forwarder(settings(store_webhook(&discord.new_webhook()).await)).await;
+    let deps = forwarder(settings(store_webhook(&discord.new_webhook()).await)).await;
     discord.fail_next(&[503, 503, 503, 503]);
     let event = sns_event("hello", None);
 
-    let err = handle(lambda_event(event.clone()), &fwd).await.unwrap_err();
+    let err = handle(&deps, lambda_event(event.clone()))
+        .await
+        .unwrap_err();
     assert!(err.retryable(), "{err}");
     assert_eq!(
         Diagnostic::from(err).error_type,
@@ -179,18 +182,18 @@ async fn persistent_server_errors_end_in_a_retryable_error_and_the_retry_posts_o
     assert_eq!(discord.requests(), 4, "bounded attempts");
 
     // Lambda's asynchronous retry then delivers it, once
-    handle(lambda_event(event), &fwd).await.unwrap();
+    handle(&deps, lambda_event(event)).await.unwrap();
     assert_eq!(discord.accepted().len(), 1);
 }
 
 #[tokio::test]
 async fn a_network_failure_is_a_retryable_error() {
-    let fwd = forwarder(settings(
+    let deps = forwarder(settings(
         store_webhook(&format!("{}/api/webhooks/1/t", closed_endpoint())).await,
     ))
     .await;
 
-    let err = handle(lambda_event(sns_event("hello", None)), &fwd)
+    let err = handle(&deps, lambda_event(sns_event("hello", None)))
         .await
         .unwrap_err();
 
@@ -205,13 +208,13 @@ async fn a_network_failure_is_a_retryable_error() {
 async fn a_rate_limit_longer_than_the_time_left_is_a_retryable_error_not_a_timeout() {
     // Given Discord asks for 30 s and the invocation has 3 s left
     let discord = FakeDiscord::start().await;
-    let fwd = forwarder(settings(store_webhook(&discord.new_webhook()).await)).await;
+    let deps = forwarder(settings(store_webhook(&discord.new_webhook()).await)).await;
     discord.fail_next(&[429]);
 
     let started = std::time::Instant::now();
     let err = handle(
+        &deps,
         with_deadline(sns_event("hello", None), Duration::from_secs(3)),
-        &fwd,
     )
     .await
     .unwrap_err();
@@ -230,8 +233,8 @@ async fn the_webhook_url_is_read_from_ssm_once_per_container() {
     // Given a container that has posted once
     let discord = FakeDiscord::start().await;
     let param = store_webhook(&discord.new_webhook()).await;
-    let fwd = forwarder(settings(param.clone())).await;
-    handle(lambda_event(sns_event("one", None)), &fwd)
+    let deps = forwarder(settings(param.clone())).await;
+    handle(&deps, lambda_event(sns_event("one", None)))
         .await
         .unwrap();
 
@@ -243,7 +246,7 @@ async fn the_webhook_url_is_read_from_ssm_once_per_container() {
         .send()
         .await
         .unwrap();
-    handle(lambda_event(sns_event("two", None)), &fwd)
+    handle(&deps, lambda_event(sns_event("two", None)))
         .await
         .unwrap();
 
@@ -270,29 +273,29 @@ async fn the_webhook_url_appears_in_no_log_line_and_no_error() {
     let mut errors = Vec::new();
 
     // When alerts succeed, hit a rate limit, are rejected, find the webhook gone or Discord down
-    let fwd = forwarder(settings(store_webhook(&good).await)).await;
-    handle(lambda_event(sns_event("fine", None)), &fwd)
+    let deps = forwarder(settings(store_webhook(&good).await)).await;
+    handle(&deps, lambda_event(sns_event("fine", None)))
         .await
         .unwrap();
     discord.fail_next(&[500, 400]);
     errors.push(
-        handle(lambda_event(sns_event("rejected", None)), &fwd)
+        handle(&deps, lambda_event(sns_event("rejected", None)))
             .await
             .unwrap_err(),
     );
     discord.fail_next(&[429]);
     errors.push(
         handle(
+            &deps,
             with_deadline(sns_event("limited", None), Duration::from_secs(2)),
-            &fwd,
         )
         .await
         .unwrap_err(),
     );
     for url in [&gone, &unreachable] {
-        let fwd = forwarder(settings(store_webhook(url).await)).await;
+        let deps = forwarder(settings(store_webhook(url).await)).await;
         errors.push(
-            handle(lambda_event(sns_event("x", None)), &fwd)
+            handle(&deps, lambda_event(sns_event("x", None)))
                 .await
                 .unwrap_err(),
         );

@@ -5,7 +5,8 @@ mod support;
 
 use aws_sdk_budgets::types::TimeUnit;
 use encache_cost_alerts::handle;
-use encache_tests::{lambda_event, sample_event};
+use encache_shared::error::EventFailure;
+use encache_testkit::{lambda_event, sample_event};
 use serde_json::Value;
 use support::*;
 
@@ -20,12 +21,12 @@ async fn the_schedule_posts_one_digest_of_every_budget_with_its_share_used() {
     create_budget(&account, &daily, TimeUnit::Daily, "5", "6.25", "7").await;
     let mut s = settings(store_webhook(&discord.new_webhook()).await);
     s.account_id = Some(account.clone());
-    let fwd = forwarder(s).await;
+    let deps = forwarder(s).await;
     let event: Value = sample_event("cost-alert-digest-schedule.json");
 
     // When the schedule fires (and EventBridge delivers it twice)
-    let out = handle(lambda_event(event.clone()), &fwd).await.unwrap();
-    handle(lambda_event(event), &fwd).await.unwrap();
+    let out = handle(&deps, lambda_event(event.clone())).await.unwrap();
+    handle(&deps, lambda_event(event)).await.unwrap();
 
     // Then one message lists both budgets, red because the daily one is over
     assert_eq!(out["digest"], true);
@@ -47,9 +48,9 @@ async fn the_schedule_posts_one_digest_of_every_budget_with_its_share_used() {
 #[tokio::test]
 async fn an_event_of_an_unknown_shape_is_a_non_retryable_error() {
     let discord = FakeDiscord::start().await;
-    let fwd = forwarder(settings(store_webhook(&discord.new_webhook()).await)).await;
+    let deps = forwarder(settings(store_webhook(&discord.new_webhook()).await)).await;
 
-    let err = handle(lambda_event(serde_json::json!({"hello": "world"})), &fwd)
+    let err = handle(&deps, lambda_event(serde_json::json!({"hello": "world"})))
         .await
         .unwrap_err();
 

@@ -1,27 +1,33 @@
 //! `GET /v1/health`: is this function up, and does the database answer in time?
+//!
+//! [`settings`] reads the database bound; [`store`] holds the probe query.
 
-use std::time::Duration;
+pub mod settings;
+pub mod store;
 
 use aws_lambda_events::apigw::{ApiGatewayV2httpRequest, ApiGatewayV2httpResponse};
 use encache_shared::ApiError;
-use encache_shared::config::{ConfigError, Env};
+use encache_shared::config::{Env, ProcessEnv};
+use encache_shared::db::{self, StepError};
 use encache_shared::http::{request_id, respond};
 use lambda_runtime::{Error, LambdaEvent};
 use serde::Serialize;
 use sqlx::PgPool;
 
-#[derive(Debug, Clone, Copy)]
-pub struct Settings {
-    /// How long the database may take to answer: well under the function timeout, so a
-    /// dead database is a clear 503 rather than a gateway timeout.
-    pub db_timeout: Duration,
+pub use settings::Settings;
+
+/// What the handler needs, built once per container.
+pub struct Deps {
+    pub pool: PgPool,
+    pub settings: Settings,
 }
 
-impl Settings {
-    pub fn from_env(env: &Env<'_>) -> Result<Self, ConfigError> {
-        Ok(Self {
-            db_timeout: env.millis("HEALTH_DB_TIMEOUT_MS", Duration::from_millis(1500))?,
-        })
+impl Deps {
+    pub async fn from_env() -> anyhow::Result<Self> {
+        let env = Env::new(&ProcessEnv);
+        let settings = Settings::from_env(&env)?;
+        let pool = db::pool_from_env(&env, None).await?;
+        Ok(Self { pool, settings })
     }
 }
 
@@ -32,11 +38,10 @@ pub struct HealthBody {
 }
 
 pub async fn handle(
+    deps: &Deps,
     event: LambdaEvent<ApiGatewayV2httpRequest>,
-    pool: &PgPool,
-    settings: Settings,
 ) -> Result<ApiGatewayV2httpResponse, Error> {
-    let result = check_database(pool, settings.db_timeout).await.map(|()| {
+    let result = check_database(deps).await.map(|()| {
         (
             200,
             HealthBody {
@@ -48,17 +53,14 @@ pub async fn handle(
     Ok(respond(result, request_id(&event.payload)))
 }
 
-async fn check_database(pool: &PgPool, limit: Duration) -> Result<(), ApiError> {
-    let probe = sqlx::query_scalar!(r#"SELECT 1 AS "one!""#).fetch_one(pool);
-    match tokio::time::timeout(limit, probe).await {
-        Ok(Ok(_)) => Ok(()),
-        Ok(Err(e)) => {
+/// Any failure of the probe is a 503: health reports reachability, not a server error.
+async fn check_database(deps: &Deps) -> Result<(), ApiError> {
+    match db::within(deps.settings.db_timeout, store::ping(&deps.pool)).await {
+        Ok(()) => Ok(()),
+        Err(StepError::Failed(e)) => {
             tracing::warn!(error = %e, "health probe failed");
             Err(ApiError::Unavailable("database unavailable".into()))
         }
-        Err(_) => Err(ApiError::Unavailable(format!(
-            "database did not answer within {} ms",
-            limit.as_millis()
-        ))),
+        Err(timed_out) => Err(ApiError::Unavailable(timed_out.to_string())),
     }
 }

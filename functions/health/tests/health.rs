@@ -3,15 +3,18 @@
 use std::time::{Duration, Instant};
 
 use aws_lambda_events::apigw::ApiGatewayV2httpRequest;
-use encache_health::{Settings, handle};
-use encache_tests::{
+use encache_health::{Deps, Settings, handle};
+use encache_testkit::{
     TestDb, assert_standard_error, lambda_event, refused_pool, sample_event, silent_pool,
     status_and_json,
 };
 
-fn settings() -> Settings {
-    Settings {
-        db_timeout: Duration::from_millis(1500),
+fn deps(pool: sqlx::PgPool) -> Deps {
+    Deps {
+        pool,
+        settings: Settings {
+            db_timeout: Duration::from_millis(1500),
+        },
     }
 }
 
@@ -20,7 +23,7 @@ async fn health_reports_ok_when_the_database_answers() {
     let db = TestDb::new().await;
     let event: ApiGatewayV2httpRequest = sample_event("health-get.json");
 
-    let resp = handle(lambda_event(event), &db.pool, settings())
+    let resp = handle(&deps(db.pool.clone()), lambda_event(event))
         .await
         .unwrap();
 
@@ -37,9 +40,7 @@ async fn health_is_a_503_standard_error_within_its_bound_when_the_database_is_do
     let event: ApiGatewayV2httpRequest = sample_event("health-get.json");
 
     let started = Instant::now();
-    let resp = handle(lambda_event(event), &pool, settings())
-        .await
-        .unwrap();
+    let resp = handle(&deps(pool), lambda_event(event)).await.unwrap();
 
     let (status, body) = status_and_json(&resp);
     assert_standard_error(status, &body, 503, "service_unavailable");
@@ -57,9 +58,7 @@ async fn health_times_out_a_database_that_accepts_but_never_answers() {
     let event: ApiGatewayV2httpRequest = sample_event("health-get.json");
 
     let started = Instant::now();
-    let resp = handle(lambda_event(event), &pool, settings())
-        .await
-        .unwrap();
+    let resp = handle(&deps(pool), lambda_event(event)).await.unwrap();
 
     assert_eq!(resp.status_code, 503);
     assert!(

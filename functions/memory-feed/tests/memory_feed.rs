@@ -11,7 +11,7 @@ use encache_memory_feed::{Deps, Settings, handle, list};
 use encache_shared::aws::{s3_client, sdk_config};
 use encache_shared::config::Secret;
 use encache_shared::pagination::{CursorScope, CursorSigner, Keyset};
-use encache_tests::{
+use encache_testkit::{
     HttpEvent, TestDb, assert_standard_error, insert_user, lambda_event, refused_pool, silent_pool,
     status_and_json,
 };
@@ -57,7 +57,7 @@ fn one(sub: &str, id: &str) -> ApiGatewayV2httpRequest {
 }
 
 async fn call(deps: &Deps, req: ApiGatewayV2httpRequest) -> (i64, Value) {
-    status_and_json(&handle(lambda_event(req), deps).await.unwrap())
+    status_and_json(&handle(deps, lambda_event(req)).await.unwrap())
 }
 
 /// `n` memories in `status`, newest first one second apart from `seconds_ago`, in groups

@@ -11,10 +11,15 @@
 //!
 //! Every request gets an answer at its `ResponseURL`, within the invocation's deadline,
 //! whatever state the database is in: CloudFormation otherwise waits an hour.
+//!
+//! [`request`] reads what CloudFormation asks; [`store`] checks and migrates the schema;
+//! [`response`] builds and delivers the answer; [`error`] says how each step fails. The
+//! function reads no variable of its own (the database's are `encache_shared::db`'s).
 
+pub mod error;
 pub mod request;
 pub mod response;
-pub mod schema;
+pub mod store;
 
 use std::collections::HashMap;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -23,12 +28,16 @@ use aws_lambda_events::event::cloudformation::{
     CloudFormationCustomResourceRequest, CloudFormationCustomResourceResponse,
     CloudFormationCustomResourceResponseStatus as Status,
 };
+use encache_shared::config::{Env, ProcessEnv};
+use encache_shared::db;
+use encache_shared::error::diagnostic;
 use lambda_runtime::{Diagnostic, LambdaEvent};
 use sqlx::PgPool;
 use tracing::Instrument;
 
+pub use crate::error::{HandlerError, SchemaError};
 use crate::request::{Action, Request};
-use crate::schema::{SchemaError, join};
+use crate::response::join;
 
 /// Time kept back from the invocation's deadline for the response PUT (and its timeout).
 pub const DEADLINE_MARGIN: Duration = Duration::from_secs(15);
@@ -47,34 +56,29 @@ impl Deps {
             http: response::client()?,
         })
     }
-}
 
-#[derive(Debug, thiserror::Error)]
-pub enum HandlerError {
-    /// The answer did not reach CloudFormation; Lambda's retry of the (asynchronous)
-    /// invocation sends it again (a second run of the migrations applies nothing).
-    #[error("the response did not reach CloudFormation: {0}")]
-    ResponseNotDelivered(String),
-    #[error("a custom resource request type this function does not know")]
-    UnknownRequestType,
-}
-
-impl From<HandlerError> for Diagnostic {
-    fn from(e: HandlerError) -> Self {
-        let kind = match e {
-            HandlerError::ResponseNotDelivered(_) => "Retryable.ResponseNotDelivered",
-            HandlerError::UnknownRequestType => "NotRetryable.UnknownRequestType",
-        };
-        Diagnostic {
-            error_type: kind.into(),
-            error_message: e.to_string(),
-        }
+    /// A database that cannot be set up is the handler's to report (a FAILED answer),
+    /// not an init error that CloudFormation would wait an hour on.
+    pub async fn from_env() -> anyhow::Result<Self> {
+        let database = db::pool_from_env(&Env::new(&ProcessEnv), None)
+            .await
+            .map_err(|e| format!("{e:#}"));
+        Ok(Self::new(database)?)
     }
 }
 
 /// Handles one custom resource request and answers it at its `ResponseURL`; returns the
 /// answer sent.
 pub async fn handle(
+    deps: &Deps,
+    event: LambdaEvent<CloudFormationCustomResourceRequest>,
+) -> Result<CloudFormationCustomResourceResponse, Diagnostic> {
+    handle_request(deps, event)
+        .await
+        .map_err(|e| diagnostic(&e))
+}
+
+async fn handle_request(
     deps: &Deps,
     event: LambdaEvent<CloudFormationCustomResourceRequest>,
 ) -> Result<CloudFormationCustomResourceResponse, HandlerError> {
@@ -141,9 +145,10 @@ async fn migrate_within(
         Ok(_) if budget.is_zero() => Err(SchemaError::Failed(
             "no time left in this invocation to migrate".into(),
         )),
-        Ok(pool) => match tokio::time::timeout(budget, schema::migrate(pool)).await {
+        // The invocation's deadline, not a per-step DB_TIMEOUT_MS, bounds a migration.
+        Ok(pool) => match db::within(budget, async { Ok(store::migrate(pool).await) }).await {
             Ok(result) => result,
-            Err(_) => Err(SchemaError::Failed(format!(
+            Err(_timed_out) => Err(SchemaError::Failed(format!(
                 "migrating did not finish within {} s (the invocation's deadline less {} s): a migration in progress was rolled back; deploy again once the database answers",
                 budget.as_secs(),
                 DEADLINE_MARGIN.as_secs()

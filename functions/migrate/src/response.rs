@@ -59,7 +59,7 @@ pub async fn send(
         .body(body)
         .send()
         .await
-        .map_err(describe)?;
+        .map_err(encache_shared::outbound::describe)?;
     let status = sent.status();
     if status.is_success() {
         return Ok(());
@@ -71,22 +71,13 @@ pub async fn send(
     ))
 }
 
-fn describe(e: reqwest::Error) -> String {
-    let kind = if e.is_timeout() {
-        "timed out"
-    } else if e.is_connect() {
-        "connection failed"
-    } else {
-        "request failed"
-    };
-    let e = e.without_url();
-    let mut text = format!("{kind}: {e}");
-    let mut source = std::error::Error::source(&e);
-    while let Some(s) = source {
-        text.push_str(&format!(": {s}"));
-        source = s.source();
-    }
-    text
+/// Versions as CloudFormation data and log fields show them: `v1,v2`.
+pub fn join(versions: &[i64]) -> String {
+    versions
+        .iter()
+        .map(i64::to_string)
+        .collect::<Vec<_>>()
+        .join(",")
 }
 
 /// At most `max` bytes, cut at a character boundary, with `…` when cut.

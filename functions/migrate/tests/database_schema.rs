@@ -6,7 +6,7 @@ mod support;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use encache_migrate::{Deps, handle};
-use encache_tests::{TestDb, lambda_event, silent_pool, unreachable_database_url};
+use encache_testkit::{TestDb, lambda_event, silent_pool, unreachable_database_url};
 use lambda_runtime::Diagnostic;
 use serde_json::json;
 
@@ -174,7 +174,7 @@ async fn an_update_back_to_an_older_deploy_is_a_rollback_that_succeeds_without_m
 async fn delete_succeeds_and_leaves_the_schema_and_its_data() {
     // given a migrated database with a user in it
     let db = TestDb::new().await;
-    encache_tests::insert_user(&db.pool, "kept-sub").await;
+    encache_testkit::insert_user(&db.pool, "kept-sub").await;
     let receiver = Receiver::start().await;
 
     // when the resource leaves the stack
@@ -303,7 +303,7 @@ async fn a_response_the_url_refuses_is_a_retryable_error_so_lambda_sends_it_agai
     let receiver = Receiver::refusing().await;
 
     // when CloudFormation creates the resource
-    let err = handle(
+    let diagnostic: Diagnostic = handle(
         &deps_for(&db.url),
         lambda_event(request(create_event(&receiver))),
     )
@@ -312,7 +312,6 @@ async fn a_response_the_url_refuses_is_a_retryable_error_so_lambda_sends_it_agai
 
     // then the handler fails retryably, without the URL (its signature is a credential)
     assert_eq!(receiver.received().len(), 1);
-    let diagnostic = Diagnostic::from(err);
     assert_eq!(diagnostic.error_type, "Retryable.ResponseNotDelivered");
     assert!(
         diagnostic.error_message.contains("403"),

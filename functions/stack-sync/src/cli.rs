@@ -3,7 +3,7 @@
 use clap::Parser;
 
 use crate::contract::Contract;
-use crate::handler::check_env_name;
+use crate::settings::check_env_name;
 use crate::store::Clients;
 use crate::sync::{Mode, Report, sync_stack};
 

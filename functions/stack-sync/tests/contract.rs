@@ -4,7 +4,7 @@
 
 use encache_stack_sync::Contract;
 use encache_stack_sync::event::{DETAIL_TYPE, SOURCE, SYNCED_STATUSES};
-use encache_tests::repo_root;
+use encache_testkit::repo_root;
 use serde_yaml::Value;
 
 /// template.yaml, parsed; CloudFormation tags (`!Sub`, `!Ref`) become `Value::Tagged`.
@@ -74,7 +74,7 @@ fn the_rule_sends_exactly_the_events_the_handler_acts_on() {
 #[test]
 fn the_sample_event_is_a_completed_update_of_the_local_stack() {
     use encache_stack_sync::event::{Decision, decide, parse};
-    let payload: serde_json::Value = encache_tests::sample_event("stack-status-change.json");
+    let payload: serde_json::Value = encache_testkit::sample_event("stack-status-change.json");
 
     let event = parse(payload).unwrap();
 

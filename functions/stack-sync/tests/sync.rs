@@ -3,11 +3,12 @@
 //! stack and its own environment name, so its parameters live under their own prefix.
 
 use aws_sdk_ssm::types::{ParameterType, Tag};
+use encache_shared::error::EventFailure;
 use encache_stack_sync::{
-    Action, Clients, Contract, Mode, Outcome, Report, Settings, Status, SyncError, cli, handle,
-    sync_stack,
+    Action, Clients, Contract, Deps, Mode, Outcome, Report, Settings, Status, SyncError, cli,
+    handle, sync_stack,
 };
-use encache_tests::{lambda_event, sample_event};
+use encache_testkit::{lambda_event, sample_event};
 use lambda_runtime::Diagnostic;
 use serde_json::{Value, json};
 
@@ -54,13 +55,18 @@ impl Given {
             .expect("updating the stack");
     }
 
+    /// The function's dependencies for this stack and environment.
+    fn deps(&self) -> Deps {
+        Deps::new(self.settings.clone(), self.clients.clone())
+    }
+
     fn parameter(&self, key: &str) -> String {
         format!("/encache/{}/stack/{key}", self.settings.env)
     }
 
     async fn sync(&self, status: &str) -> Result<Outcome, SyncError> {
         let event = status_change(&self.stack_id, status);
-        handle(lambda_event(event), &self.clients, &self.settings).await
+        handle(&self.deps(), lambda_event(event)).await
     }
 
     async fn synced_report(&self) -> Report {
@@ -303,7 +309,7 @@ async fn an_over_limit_value_is_reported_while_the_other_outputs_sync() {
         message.contains("Huge") && message.contains("5000") && message.contains("4096"),
         "{message}"
     );
-    assert!(!err.is_retryable());
+    assert!(!err.retryable());
     assert_eq!(given.stored("Huge").await, None);
     assert_eq!(given.stored("Greeting").await, Some(("hello".into(), 1)));
     assert!(given.stored("TopicArn").await.is_some());
@@ -326,9 +332,8 @@ async fn another_stacks_event_is_ignored() {
     let other = Given::a_stack_with(two_outputs()).await;
 
     let outcome = handle(
+        &given.deps(),
         lambda_event(status_change(&other.stack_id, "UPDATE_COMPLETE")),
-        &given.clients,
-        &given.settings,
     )
     .await
     .unwrap();
@@ -361,24 +366,17 @@ async fn a_malformed_event_is_an_error_not_a_panic() {
     let not_an_arn = status_change("encache-dev", "UPDATE_COMPLETE");
 
     for payload in [json!({}), json!("UPDATE_COMPLETE"), no_stack_id, not_an_arn] {
-        let err = handle(
-            lambda_event(payload.clone()),
-            &given.clients,
-            &given.settings,
-        )
-        .await
-        .expect_err("a malformed event is an error");
+        let err = handle(&given.deps(), lambda_event(payload.clone()))
+            .await
+            .expect_err("a malformed event is an error");
 
         assert!(
             matches!(err, SyncError::MalformedEvent(_)),
             "{payload}: {err}"
         );
-        assert!(!err.is_retryable());
+        assert!(!err.retryable());
         let diagnostic = Diagnostic::from(err);
-        assert_eq!(
-            diagnostic.error_type,
-            "StackSync.MalformedEvent.NotRetryable"
-        );
+        assert_eq!(diagnostic.error_type, "NotRetryable.MalformedEvent");
     }
     assert_eq!(given.parameter_count().await, 0);
 }

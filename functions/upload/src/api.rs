@@ -7,9 +7,10 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use anyhow::Context;
 use aws_lambda_events::apigw::{ApiGatewayV2httpRequest, ApiGatewayV2httpResponse};
 use aws_sdk_s3::presigning::{PresignedRequest, PresigningConfig};
-use encache_shared::ApiError;
-use encache_shared::db::bounded;
+use encache_shared::config::{Env, ProcessEnv};
+use encache_shared::db::{self, bounded};
 use encache_shared::http::{Caller, json_body, request_id, respond};
+use encache_shared::{ApiError, aws, users};
 use lambda_runtime::{Error, LambdaEvent};
 use serde::{Deserialize, Serialize};
 use sqlx::PgPool;
@@ -19,6 +20,26 @@ use uuid::Uuid;
 use crate::keys::object_key;
 use crate::settings::ApiSettings;
 use crate::store::{self, NewMemory};
+
+/// What the API needs, built once per container.
+pub struct Deps {
+    pub pool: PgPool,
+    pub s3: aws_sdk_s3::Client,
+    pub settings: ApiSettings,
+}
+
+impl Deps {
+    pub async fn from_env() -> anyhow::Result<Self> {
+        let env = Env::new(&ProcessEnv);
+        let settings = ApiSettings::from_env(&env)?;
+        let sdk = aws::sdk_config().await;
+        Ok(Self {
+            pool: db::pool_from_env(&env, Some(&aws::SecretCache::from_sdk(&sdk))).await?,
+            s3: aws::s3_client(&sdk),
+            settings,
+        })
+    }
+}
 
 pub const MAX_FILE_NAME_CHARS: usize = 255;
 pub const MAX_TITLE_CHARS: usize = 200;
@@ -59,14 +80,13 @@ pub struct Declared {
     pub captured_at: Option<OffsetDateTime>,
 }
 
+/// The Lambda entry point: answers every outcome (errors included) as an HTTP response.
 pub async fn handle(
+    deps: &Deps,
     event: LambdaEvent<ApiGatewayV2httpRequest>,
-    pool: &PgPool,
-    s3: &aws_sdk_s3::Client,
-    settings: &ApiSettings,
 ) -> Result<ApiGatewayV2httpResponse, Error> {
     let req = &event.payload;
-    let result = create_upload(req, pool, s3, settings, SystemTime::now())
+    let result = create_upload(req, deps, SystemTime::now())
         .await
         .map(|ticket| (201, ticket));
     Ok(respond(result, request_id(req)))
@@ -76,11 +96,10 @@ pub async fn handle(
 /// before the first write, so a rejected request leaves no trace.
 pub async fn create_upload(
     req: &ApiGatewayV2httpRequest,
-    pool: &PgPool,
-    s3: &aws_sdk_s3::Client,
-    settings: &ApiSettings,
+    deps: &Deps,
     now: SystemTime,
 ) -> Result<UploadTicket, ApiError> {
+    let Deps { pool, s3, settings } = deps;
     let caller = Caller::from_request(req)?;
     let declared = validate(json_body::<CreateUpload>(req)?, settings)?;
 
@@ -88,8 +107,11 @@ pub async fn create_upload(
     let now = whole_seconds(now);
     let expires_at = OffsetDateTime::from(now + settings.url_expiry);
 
-    let user_id = bounded(settings.db_timeout, store::resolve_user(pool, &caller))
+    // The caller's row, created from the token's claims on first sight exactly as
+    // post-confirmation and GET /v1/me create it (the same normalised email).
+    let user_id = bounded(settings.db_timeout, users::for_caller(pool, &caller))
         .await?
+        .map(|user| user.id)
         .ok_or_else(|| {
             ApiError::Unauthorized(
                 "no profile for this identity yet: sign in with a token that carries an email"

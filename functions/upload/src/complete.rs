@@ -11,8 +11,10 @@ use aws_lambda_events::s3::{S3Event, S3EventRecord};
 use aws_sdk_s3::config::http::HttpResponse;
 use aws_sdk_s3::error::{DisplayErrorContext, SdkError};
 use aws_sdk_s3::operation::head_object::HeadObjectOutput;
-use encache_shared::db::is_unavailable;
-use lambda_runtime::{Diagnostic, LambdaEvent};
+use encache_shared::aws;
+use encache_shared::config::{Env, ProcessEnv};
+use encache_shared::db::{self, is_unavailable};
+use lambda_runtime::LambdaEvent;
 use serde::Serialize;
 use sqlx::PgPool;
 use tokio::sync::Semaphore;
@@ -20,9 +22,30 @@ use tokio::task::JoinSet;
 use tracing::Instrument;
 use uuid::Uuid;
 
+pub use crate::error::RetryableFailure;
 use crate::keys::{Sequencer, decode_event_key, is_newer};
 use crate::settings::CompleteSettings;
 use crate::store::{self, StoredMemory, Verdict};
+
+/// What the completion handler needs, built once per container.
+pub struct Deps {
+    pub pool: PgPool,
+    pub s3: aws_sdk_s3::Client,
+    pub settings: CompleteSettings,
+}
+
+impl Deps {
+    pub async fn from_env() -> anyhow::Result<Self> {
+        let env = Env::new(&ProcessEnv);
+        let settings = CompleteSettings::from_env(&env)?;
+        let sdk = aws::sdk_config().await;
+        Ok(Self {
+            pool: db::pool_from_env(&env, Some(&aws::SecretCache::from_sdk(&sdk))).await?,
+            s3: aws::s3_client(&sdk),
+            settings,
+        })
+    }
+}
 
 /// What happened to one record.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -72,32 +95,13 @@ impl CompletionReport {
     }
 }
 
-/// Some records failed in a way a retry may fix; the others' effects are already
-/// applied and a redelivery re-applies nothing.
-#[derive(Debug, thiserror::Error)]
-#[error("{failed} of {total} records failed temporarily and should be retried; first: {first}")]
-pub struct RetryableFailure {
-    pub failed: usize,
-    pub total: usize,
-    pub first: String,
-}
-
-impl From<RetryableFailure> for Diagnostic {
-    fn from(e: RetryableFailure) -> Self {
-        Diagnostic {
-            error_type: "Retryable".into(),
-            error_message: e.to_string(),
-        }
-    }
-}
-
+/// The Lambda entry point: every record settled or reported; the invocation fails
+/// (`Retryable.Unavailable`) only when some record can succeed on a redelivery.
 pub async fn handle(
+    deps: &Deps,
     event: LambdaEvent<S3Event>,
-    pool: &PgPool,
-    s3: &aws_sdk_s3::Client,
-    settings: &CompleteSettings,
 ) -> Result<CompletionReport, RetryableFailure> {
-    let report = process(event.payload, pool, s3, settings).await;
+    let report = process(deps, event.payload).await;
     let failed: Vec<_> = report.retryable().collect();
     if let Some(first) = failed.first() {
         let first = match &first.outcome {
@@ -114,12 +118,8 @@ pub async fn handle(
 }
 
 /// Processes every record, up to `settings.concurrency` at once, and reports each.
-pub async fn process(
-    event: S3Event,
-    pool: &PgPool,
-    s3: &aws_sdk_s3::Client,
-    settings: &CompleteSettings,
-) -> CompletionReport {
+pub async fn process(deps: &Deps, event: S3Event) -> CompletionReport {
+    let Deps { pool, s3, settings } = deps;
     let limit = Arc::new(Semaphore::new(settings.concurrency));
     let mut tasks = JoinSet::new();
     let total = event.records.len();
@@ -465,20 +465,5 @@ mod tests {
             classify(&service_error(403)),
             S3Failure::Permanent(_)
         ));
-    }
-
-    #[test]
-    fn a_retryable_failure_becomes_a_diagnostic_that_says_so() {
-        let d = Diagnostic::from(RetryableFailure {
-            failed: 1,
-            total: 3,
-            first: "HeadObject: 503".into(),
-        });
-        assert_eq!(d.error_type, "Retryable");
-        assert!(
-            d.error_message.contains("1 of 3 records"),
-            "{}",
-            d.error_message
-        );
     }
 }

@@ -5,51 +5,45 @@
 use std::time::SystemTime;
 
 use aws_lambda_events::eventbridge::EventBridgeEvent;
-use encache_shared::db::is_unavailable;
-use lambda_runtime::{Diagnostic, LambdaEvent};
+use encache_shared::config::{Env, ProcessEnv};
+use encache_shared::db;
+use lambda_runtime::LambdaEvent;
 use serde::Serialize;
 use sqlx::PgPool;
 use time::OffsetDateTime;
 
+pub use crate::error::SweepError;
 use crate::settings::ExpirySettings;
 use crate::store;
+
+/// What the sweep needs, built once per container.
+pub struct Deps {
+    pub pool: PgPool,
+    pub settings: ExpirySettings,
+}
+
+impl Deps {
+    pub async fn from_env() -> anyhow::Result<Self> {
+        let env = Env::new(&ProcessEnv);
+        Ok(Self {
+            settings: ExpirySettings::from_env(&env)?,
+            pool: db::pool_from_env(&env, None).await?,
+        })
+    }
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct ExpiryReport {
     pub expired: usize,
 }
 
-/// The sweep could not finish; what it did so far stays done, and the next run (or
-/// EventBridge's retry) picks up the rest.
-#[derive(Debug, thiserror::Error)]
-#[error("expiry sweep stopped after {expired} memories: {source}")]
-pub struct SweepError {
-    pub expired: usize,
-    #[source]
-    pub source: sqlx::Error,
-}
-
-impl From<SweepError> for Diagnostic {
-    fn from(e: SweepError) -> Self {
-        let error_type = if is_unavailable(&e.source) {
-            "Retryable"
-        } else {
-            "Permanent"
-        };
-        Diagnostic {
-            error_type: error_type.into(),
-            error_message: e.to_string(),
-        }
-    }
-}
-
+/// The Lambda entry point; a sweep stopped by an outage is `Retryable.Unavailable`.
 pub async fn handle(
+    deps: &Deps,
     event: LambdaEvent<EventBridgeEvent>,
-    pool: &PgPool,
-    settings: ExpirySettings,
 ) -> Result<ExpiryReport, SweepError> {
     tracing::info!(rule = ?event.payload.resources, "expiry sweep started");
-    let report = sweep(pool, settings, SystemTime::now()).await?;
+    let report = sweep(&deps.pool, deps.settings, SystemTime::now()).await?;
     tracing::info!(expired = report.expired, "expiry sweep finished");
     Ok(report)
 }

@@ -1,8 +1,10 @@
-//! Typed settings for the three upload functions, read once at cold start.
+//! Typed settings for the three upload functions, read once at cold start: every
+//! environment variable the upload functions read is read here.
 
 use std::time::Duration;
 
 use encache_shared::config::{ConfigError, Env};
+use encache_shared::db::step_timeout;
 
 /// Media types accepted when `UPLOAD_ALLOWED_CONTENT_TYPES` is not set.
 pub const DEFAULT_ALLOWED_CONTENT_TYPES: &[&str] = &[
@@ -20,6 +22,10 @@ pub const DEFAULT_ALLOWED_CONTENT_TYPES: &[&str] = &[
     "text/plain",
 ];
 
+/// The API's default bound on each database step: a clear 503 well inside the
+/// function's timeout when the database does not answer.
+pub const API_DB_TIMEOUT: Duration = Duration::from_secs(3);
+
 /// `POST /v1/memories/uploads`.
 #[derive(Debug, Clone)]
 pub struct ApiSettings {
@@ -29,8 +35,9 @@ pub struct ApiSettings {
     pub max_size_bytes: i64,
     /// How long the presigned PUT (and the pending memory) stays valid.
     pub url_expiry: Duration,
-    /// The most each database step may take (`UPLOAD_DB_TIMEOUT_MS`): a clear 503 instead
-    /// of the gateway's timeout when the database does not answer.
+    /// The most each database step may take (`DB_TIMEOUT_MS`, [`API_DB_TIMEOUT`] by
+    /// default): a clear 503 instead of the gateway's timeout when the database does not
+    /// answer.
     pub db_timeout: Duration,
 }
 
@@ -64,7 +71,7 @@ impl ApiSettings {
             allowed_content_types: allowed,
             max_size_bytes,
             url_expiry: Duration::from_secs(expiry_seconds),
-            db_timeout: env.millis("UPLOAD_DB_TIMEOUT_MS", Duration::from_secs(3))?,
+            db_timeout: step_timeout(env, API_DB_TIMEOUT)?,
         })
     }
 }
@@ -126,13 +133,8 @@ fn invalid(name: &str, reason: &str) -> ConfigError {
 mod tests {
     use super::*;
 
-    fn env_of(pairs: &'static [(&'static str, &'static str)]) -> impl Fn(&str) -> Option<String> {
-        move |k: &str| {
-            pairs
-                .iter()
-                .find(|(name, _)| *name == k)
-                .map(|(_, v)| (*v).to_owned())
-        }
+    fn env_of(p: &[(&'static str, &'static str)]) -> impl Fn(&str) -> Option<String> + use<> {
+        encache_shared::config::pairs(p)
     }
 
     #[test]
@@ -141,6 +143,16 @@ mod tests {
         let s = ApiSettings::from_env(&Env::new(&src)).unwrap();
         assert_eq!(s.url_expiry, Duration::from_secs(900));
         assert!(s.allowed_content_types.contains(&"image/jpeg".to_owned()));
+    }
+
+    #[test]
+    fn the_database_bound_is_db_timeout_ms_three_seconds_by_default() {
+        let src = env_of(&[("UPLOAD_BUCKET", "b")]);
+        let s = ApiSettings::from_env(&Env::new(&src)).unwrap();
+        assert_eq!(s.db_timeout, Duration::from_secs(3));
+        let src = env_of(&[("UPLOAD_BUCKET", "b"), ("DB_TIMEOUT_MS", "750")]);
+        let s = ApiSettings::from_env(&Env::new(&src)).unwrap();
+        assert_eq!(s.db_timeout, Duration::from_millis(750));
     }
 
     #[test]

@@ -1,40 +1,11 @@
-//! Every SQL statement the upload flow runs.
+//! Every SQL statement the upload flow runs, but the caller → `users` row
+//! (`encache_shared::users`, shared with auth).
 
-use encache_shared::http::Caller;
 use sqlx::PgPool;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
 use crate::keys::Sequencer;
-
-/// The caller's `users.id`, creating the row from the token's claims on first sight (as
-/// `GET /v1/me` does). `None` when there is no row and no usable email claim to make one.
-pub async fn resolve_user(pool: &PgPool, caller: &Caller) -> Result<Option<Uuid>, sqlx::Error> {
-    let existing = sqlx::query_scalar!("SELECT id FROM users WHERE cognito_sub = $1", caller.sub)
-        .fetch_optional(pool)
-        .await?;
-    if existing.is_some() {
-        return Ok(existing);
-    }
-    let Some(email) = caller
-        .email
-        .as_deref()
-        .filter(|e| (3..=320).contains(&e.chars().count()))
-    else {
-        return Ok(None);
-    };
-    // The no-op update makes RETURNING yield the id even when a concurrent request won.
-    let id = sqlx::query_scalar!(
-        "INSERT INTO users (cognito_sub, email) VALUES ($1, $2)
-         ON CONFLICT (cognito_sub) DO UPDATE SET cognito_sub = EXCLUDED.cognito_sub
-         RETURNING id",
-        caller.sub,
-        email
-    )
-    .fetch_one(pool)
-    .await?;
-    Ok(Some(id))
-}
 
 /// A memory waiting for its object.
 #[derive(Debug, Clone)]

@@ -8,7 +8,9 @@ use aws_lambda_events::apigw::{ApiGatewayV2httpRequest, ApiGatewayV2httpResponse
 use aws_lambda_events::eventbridge::EventBridgeEvent;
 use aws_lambda_events::s3::S3Event;
 use aws_sdk_s3::primitives::ByteStream;
-use encache_tests::{HttpEvent, TestDb, lambda_event, refused_pool, sample_event, status_and_json};
+use encache_testkit::{
+    HttpEvent, TestDb, lambda_event, refused_pool, sample_event, status_and_json,
+};
 use encache_upload::complete::{self, CompletionReport, Outcome};
 use encache_upload::keys::Sequencer;
 use encache_upload::store::{self, Verdict};
@@ -59,16 +61,33 @@ impl World {
         }
     }
 
+    /// The API's dependencies, on `pool` with `settings`.
+    fn api_deps(&self, pool: &PgPool, settings: ApiSettings) -> api::Deps {
+        api::Deps {
+            pool: pool.clone(),
+            s3: self.s3.clone(),
+            settings,
+        }
+    }
+
+    /// The completion handler's dependencies, on `pool`.
+    fn complete_deps(&self, pool: &PgPool) -> complete::Deps {
+        complete::Deps {
+            pool: pool.clone(),
+            s3: self.s3.clone(),
+            settings: self.complete_settings(),
+        }
+    }
+
     /// `POST /v1/memories/uploads` as the given Cognito user.
     async fn create(&self, sub: &str, body: &str) -> (i64, Value) {
-        let resp = api::handle(
-            lambda_event(request(sub, body)),
-            &self.db.pool,
-            &self.s3,
-            &self.api_settings(),
-        )
-        .await
-        .unwrap();
+        self.create_as(request(sub, body)).await
+    }
+
+    /// `POST /v1/memories/uploads` with this request.
+    async fn create_as(&self, req: ApiGatewayV2httpRequest) -> (i64, Value) {
+        let deps = self.api_deps(&self.db.pool, self.api_settings());
+        let resp = api::handle(&deps, lambda_event(req)).await.unwrap();
         (resp.status_code, json_of(&resp))
     }
 
@@ -111,10 +130,8 @@ impl World {
     /// Runs the completion handler on records for (encoded key, sequencer).
     async fn deliver(&self, records: &[(&str, &str)]) -> CompletionReport {
         complete::handle(
+            &self.complete_deps(&self.db.pool),
             lambda_event(s3_event(&self.bucket, records)),
-            &self.db.pool,
-            &self.s3,
-            &self.complete_settings(),
         )
         .await
         .expect("no record should need a retry")
@@ -360,12 +377,10 @@ async fn a_caller_with_no_profile_and_no_email_claim_is_refused_and_nothing_is_w
         jwt.claims.remove("email");
     }
 
-    let resp = api::handle(lambda_event(req), &w.db.pool, &w.s3, &w.api_settings())
-        .await
-        .unwrap();
+    let (status, body) = w.create_as(req).await;
 
-    assert_eq!(resp.status_code, 401);
-    assert_eq!(json_of(&resp)["code"], "unauthorized");
+    assert_eq!(status, 401);
+    assert_eq!(body["code"], "unauthorized");
     assert_eq!(count(&w.db.pool, "users").await, 0);
     assert_eq!(count(&w.db.pool, "memories").await, 0);
 }
@@ -373,7 +388,7 @@ async fn a_caller_with_no_profile_and_no_email_claim_is_refused_and_nothing_is_w
 #[tokio::test]
 async fn a_database_that_does_not_answer_is_a_503_standard_error_in_bounded_time() {
     let w = World::new().await;
-    let silent = encache_tests::silent_pool().await;
+    let silent = encache_testkit::silent_pool().await;
     let settings = ApiSettings {
         db_timeout: Duration::from_millis(300),
         ..w.api_settings()
@@ -381,19 +396,17 @@ async fn a_database_that_does_not_answer_is_a_503_standard_error_in_bounded_time
     let started = std::time::Instant::now();
 
     let resp = api::handle(
+        &w.api_deps(&silent, settings),
         lambda_event(request(
             "sub-silent",
             r#"{"content_type":"text/plain","size_bytes":3}"#,
         )),
-        &silent,
-        &w.s3,
-        &settings,
     )
     .await
     .unwrap();
 
     let (status, body) = (resp.status_code, json_of(&resp));
-    encache_tests::assert_standard_error(status, &body, 503, "service_unavailable");
+    encache_testkit::assert_standard_error(status, &body, 503, "service_unavailable");
     assert!(
         started.elapsed() < Duration::from_secs(2),
         "{:?}",
@@ -679,14 +692,9 @@ async fn one_bad_record_does_not_hide_the_others() {
     let mut event = s3_event(&w.bucket, &[("bad%FF", "01"), (&key, "01"), (&key, "02")]);
     event.records[2].s3.bucket.name = Some("someone-elses-bucket".into());
 
-    let report = complete::handle(
-        lambda_event(event),
-        &w.db.pool,
-        &w.s3,
-        &w.complete_settings(),
-    )
-    .await
-    .expect("permanent problems are reported, not retried");
+    let report = complete::handle(&w.complete_deps(&w.db.pool), lambda_event(event))
+        .await
+        .expect("permanent problems are reported, not retried");
 
     assert!(matches!(
         report.results[0].outcome,
@@ -704,16 +712,14 @@ async fn a_database_outage_fails_the_invocation_as_retryable() {
     w.put(&key, b"hello", "text/plain").await;
 
     let err = complete::handle(
+        &w.complete_deps(&down),
         lambda_event(s3_event(&w.bucket, &[(&key, "01")])),
-        &down,
-        &w.s3,
-        &w.complete_settings(),
     )
     .await
     .unwrap_err();
 
     let diagnostic = Diagnostic::from(err);
-    assert_eq!(diagnostic.error_type, "Retryable");
+    assert_eq!(diagnostic.error_type, "Retryable.Unavailable");
     assert!(diagnostic.error_message.contains("database unavailable"));
     assert!(
         w.exists(&key).await,
@@ -743,12 +749,15 @@ async fn the_sweep_expires_overdue_uploads_and_a_late_object_is_then_deleted() {
         batch_size: 1,
     };
 
+    let deps = expiry::Deps {
+        pool: w.db.pool.clone(),
+        settings,
+    };
     let report = expiry::handle(
+        &deps,
         lambda_event(sample_event::<EventBridgeEvent>(
             "upload-expiry-schedule.json",
         )),
-        &w.db.pool,
-        settings,
     )
     .await
     .unwrap();

@@ -1,12 +1,10 @@
-use encache_auth::policy::SignUpPolicy;
-use encache_auth::pre_sign_up::handle;
-use encache_shared::config::{Env, ProcessEnv};
+use encache_auth::pre_sign_up::{Deps, handle};
 use encache_shared::telemetry;
 use lambda_runtime::{Error, run, service_fn};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     telemetry::init();
-    let policy = SignUpPolicy::from_env(&Env::new(&ProcessEnv))?;
-    run(service_fn(|event| handle(event, &policy))).await
+    let deps = Deps::from_env().await?;
+    run(service_fn(|event| handle(&deps, event))).await
 }

@@ -1,13 +1,10 @@
-use encache_auth::pre_token_generation::{Settings, handle};
-use encache_shared::config::{Env, ProcessEnv};
-use encache_shared::{db, telemetry};
+use encache_auth::pre_token_generation::{deps_from_env, handle};
+use encache_shared::telemetry;
 use lambda_runtime::{Error, run, service_fn};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     telemetry::init();
-    let env = Env::new(&ProcessEnv);
-    let settings = Settings::from_env(&env)?;
-    let pool = db::pool_from_env(&env, None).await?;
-    run(service_fn(|event| handle(event, &pool, settings))).await
+    let deps = deps_from_env().await?;
+    run(service_fn(|event| handle(&deps, event))).await
 }

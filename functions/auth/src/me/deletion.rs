@@ -20,10 +20,11 @@ use aws_sdk_s3::types::{Delete, ObjectIdentifier};
 use encache_shared::ApiError;
 use encache_shared::db::bounded;
 use encache_shared::http::Caller;
+use encache_shared::users;
 use uuid::Uuid;
 
 use super::Deps;
-use crate::users::{self, Removal};
+use crate::store::{self, Removal};
 
 /// The most keys one `DeleteObjects` call takes.
 pub const MAX_KEYS_PER_REQUEST: usize = 1000;
@@ -41,11 +42,11 @@ pub async fn delete_account(req: &ApiGatewayV2httpRequest, deps: &Deps) -> Resul
         loop {
             let keys = bounded(
                 limit,
-                users::memory_keys(&deps.pool, user.id, MAX_KEYS_PER_REQUEST as i64),
+                store::memory_keys(&deps.pool, user.id, MAX_KEYS_PER_REQUEST as i64),
             )
             .await?;
             if keys.is_empty() {
-                match bounded(limit, users::delete_without_memories(&deps.pool, user.id)).await? {
+                match bounded(limit, store::delete_without_memories(&deps.pool, user.id)).await? {
                     Removal::Deleted | Removal::AlreadyGone => return Ok(()),
                     // An upload raced the deletion: its object goes in the next round.
                     Removal::MemoriesLeft => continue,
@@ -53,7 +54,7 @@ pub async fn delete_account(req: &ApiGatewayV2httpRequest, deps: &Deps) -> Resul
             }
             delete_objects(&deps.s3, &deps.settings.bucket, &keys).await?;
             objects_deleted += keys.len();
-            bounded(limit, users::forget_memories(&deps.pool, user.id, &keys)).await?;
+            bounded(limit, store::forget_memories(&deps.pool, user.id, &keys)).await?;
         }
     }
     .await;

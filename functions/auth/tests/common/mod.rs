@@ -1,13 +1,14 @@
 //! Helpers the auth tests share: raw sample events, row counts and the `/v1/me`
-//! handler's dependencies. Pools that cannot answer come from `encache_tests`
+//! handler's dependencies. Pools that cannot answer come from `encache_testkit`
 //! (`refused_pool`, `silent_pool`).
 
 #![allow(dead_code)]
 
 use std::time::Duration;
 
-use encache_auth::me::{Deps, Settings};
-use encache_tests::sample_event;
+use encache_auth::me::Deps;
+use encache_auth::settings::MeSettings;
+use encache_testkit::sample_event;
 use serde_json::Value;
 use sqlx::PgPool;
 
@@ -46,7 +47,7 @@ pub async fn me_deps(pool: &PgPool, bucket: &str, db_timeout: Duration) -> Deps 
     Deps {
         pool: pool.clone(),
         s3: encache_shared::aws::s3_client(&sdk),
-        settings: Settings {
+        settings: MeSettings {
             db_timeout,
             bucket: bucket.to_owned(),
         },

@@ -1,9 +1,8 @@
-//! What the cost-alert tests share: a forwarder wired to the emulated SSM and Budgets and
-//! a fake Discord, budgets created in the emulator, and real-shaped SNS events.
+//! What the cost-alert tests share: the function's `Deps` wired to the emulated SSM and
+//! Budgets and the fake Discord of `encache-testkit`, budgets created in the emulator, and
+//! real-shaped SNS events.
 
 #![allow(dead_code)]
-
-pub mod fake_discord;
 
 use std::io::Write;
 use std::sync::{Arc, Mutex};
@@ -14,12 +13,12 @@ use aws_sdk_budgets::types::{
     NotificationWithSubscribers, Spend, Subscriber, SubscriptionType, ThresholdType, TimeUnit,
 };
 use encache_cost_alerts::discord::RetryPolicy;
-use encache_cost_alerts::{Forwarder, Settings, budgets};
+use encache_cost_alerts::{Deps, Settings, budgets};
 use encache_shared::aws::{SecretCache, sdk_config};
-use encache_tests::sample_event;
+use encache_testkit::sample_event;
 use serde_json::Value;
 
-pub use fake_discord::FakeDiscord;
+pub use encache_testkit::fake_discord::FakeDiscord;
 
 /// A fresh 12-digit account id, so each test's budgets are its own in the shared emulator.
 pub fn new_account() -> String {
@@ -68,14 +67,14 @@ pub fn settings(webhook_parameter: String) -> Settings {
     }
 }
 
-/// A forwarder (one "container") talking to the emulator's SSM and Budgets.
-pub async fn forwarder(settings: Settings) -> Forwarder {
+/// The function's dependencies (one "container") talking to the emulator's SSM and Budgets.
+pub async fn forwarder(settings: Settings) -> Deps {
     let sdk = sdk_config().await;
-    Forwarder::new(settings, SecretCache::from_sdk(&sdk), budgets::client(&sdk)).unwrap()
+    Deps::new(settings, SecretCache::from_sdk(&sdk), budgets::client(&sdk)).unwrap()
 }
 
 /// A forwarder whose Budgets endpoint is `endpoint` (something that fails or hangs).
-pub async fn forwarder_with_budgets_at(settings: Settings, endpoint: &str) -> Forwarder {
+pub async fn forwarder_with_budgets_at(settings: Settings, endpoint: &str) -> Deps {
     let sdk = sdk_config().await;
     let broken = aws_sdk_budgets::Client::from_conf(
         aws_sdk_budgets::config::Builder::from(&sdk)
@@ -83,7 +82,7 @@ pub async fn forwarder_with_budgets_at(settings: Settings, endpoint: &str) -> Fo
             .region(aws_sdk_budgets::config::Region::new("us-east-1"))
             .build(),
     );
-    Forwarder::new(settings, SecretCache::from_sdk(&sdk), broken).unwrap()
+    Deps::new(settings, SecretCache::from_sdk(&sdk), broken).unwrap()
 }
 
 fn spend(amount: &str) -> Spend {

@@ -15,7 +15,7 @@ use axum::http::{HeaderMap, Method, StatusCode};
 use encache_migrate::Deps;
 use encache_shared::config::Secret;
 use encache_shared::db::{DbLimits, MIGRATOR, lazy_pool};
-use encache_tests::{TestDb, sample_event};
+use encache_testkit::{TestDb, sample_event};
 use serde_json::{Value, json};
 use sqlx::PgPool;
 

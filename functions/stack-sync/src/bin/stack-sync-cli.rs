@@ -1,3 +1,5 @@
+//! `stack-sync-cli`: the same sync after `sam deploy` (see [`encache_stack_sync::cli`]).
+
 use std::process::ExitCode;
 
 use clap::Parser;

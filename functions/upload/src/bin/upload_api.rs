@@ -1,18 +1,10 @@
-use encache_shared::config::{Env, ProcessEnv};
-use encache_shared::{aws, db, telemetry};
-use encache_upload::{ApiSettings, api};
+use encache_shared::telemetry;
+use encache_upload::api::{Deps, handle};
 use lambda_runtime::{Error, run, service_fn};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     telemetry::init();
-    let env = Env::new(&ProcessEnv);
-    let settings = ApiSettings::from_env(&env)?;
-    let sdk = aws::sdk_config().await;
-    let pool = db::pool_from_env(&env, Some(&aws::SecretCache::from_sdk(&sdk))).await?;
-    let s3 = aws::s3_client(&sdk);
-    run(service_fn(|event| {
-        api::handle(event, &pool, &s3, &settings)
-    }))
-    .await
+    let deps = Deps::from_env().await?;
+    run(service_fn(|event| handle(&deps, event))).await
 }

@@ -1,5 +1,6 @@
 //! Email addresses as encache stores and compares them: trimmed, domain lower-cased.
 //! The local part keeps its case (RFC 5321 lets a mail server treat it as significant).
+//! The pre-sign-up policy reads the domain; every `users` row stores [`Email::as_str`].
 
 use std::fmt;
 

@@ -1,11 +1,14 @@
-//! The schema step: refuse a database the code does not know, else run the migrations
-//! every binary embeds (`encache_shared::db::MIGRATOR`) and say which ones this run applied.
+//! The schema step, this capability's storage: refuse a database the code does not know,
+//! else run the migrations every binary embeds (`encache_shared::db::MIGRATOR`) and say
+//! which ones this run applied.
 
 use std::collections::BTreeMap;
 
-use encache_shared::db::{MIGRATOR, is_unavailable};
-use sqlx::migrate::{Migrate, MigrateError};
+use encache_shared::db::MIGRATOR;
+use sqlx::migrate::Migrate;
 use sqlx::{Connection, PgConnection, PgPool};
+
+use crate::error::SchemaError;
 
 /// What a successful run did.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -14,51 +17,6 @@ pub struct Migrated {
     pub applied: Vec<i64>,
     /// The newest applied version afterwards (`None` only with no migrations at all).
     pub schema_version: Option<i64>,
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum SchemaError {
-    #[error(
-        "the database has migration {} that this code does not know (the database is newer than the code): refusing to migrate; deploy code that includes it",
-        join(.0)
-    )]
-    DatabaseNewer(Vec<i64>),
-    #[error(
-        "migration {0} was changed after it was applied (its checksum differs from the database's): refusing to migrate; restore the applied migration and add a new one instead"
-    )]
-    Edited(i64),
-    #[error(
-        "migration {0} is marked as failed in _sqlx_migrations (partially applied): refusing to migrate; repair it by hand, then deploy again"
-    )]
-    PartiallyApplied(i64),
-    #[error("the database is unreachable: {0}")]
-    Unavailable(String),
-    #[error("migrating failed: {0}")]
-    Failed(String),
-}
-
-impl From<sqlx::Error> for SchemaError {
-    fn from(e: sqlx::Error) -> Self {
-        if is_unavailable(&e) {
-            Self::Unavailable(e.to_string())
-        } else {
-            Self::Failed(e.to_string())
-        }
-    }
-}
-
-impl From<MigrateError> for SchemaError {
-    fn from(e: MigrateError) -> Self {
-        match e {
-            // Another deploy got here between the check and the run.
-            MigrateError::VersionMissing(v) => Self::DatabaseNewer(vec![v]),
-            MigrateError::VersionMismatch(v) => Self::Edited(v),
-            MigrateError::Dirty(v) => Self::PartiallyApplied(v),
-            MigrateError::Execute(e) => e.into(),
-            MigrateError::ExecuteMigration(e, v) => Self::Failed(format!("migration {v}: {e}")),
-            other => Self::Failed(other.to_string()),
-        }
-    }
 }
 
 /// Checks the database against the code, then migrates it, on one connection of its own.
@@ -136,13 +94,4 @@ fn check_known(applied: &BTreeMap<i64, Applied>) -> Result<(), SchemaError> {
         }
     }
     Ok(())
-}
-
-/// Versions as CloudFormation data and log fields show them: `v1,v2`.
-pub fn join(versions: &[i64]) -> String {
-    versions
-        .iter()
-        .map(i64::to_string)
-        .collect::<Vec<_>>()
-        .join(",")
 }

@@ -1,0 +1,96 @@
+//! `GET /v1/conversations` (most recent activity first, each with its last message
+//! preview) and `POST /v1/conversations`.
+
+use aws_lambda_events::apigw::ApiGatewayV2httpRequest;
+use encache_shared::ApiError;
+use encache_shared::db::bounded;
+use encache_shared::http::{Caller, json_body};
+use encache_shared::pagination::{CursorScope, Keyset, Page, PageRequest};
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use crate::{Deps, LIST_ROUTE, store};
+
+/// The longest title a client may give, in characters.
+pub const MAX_TITLE_CHARS: usize = 200;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ConversationItem {
+    pub id: Uuid,
+    pub title: String,
+    pub last_message_preview: Option<String>,
+    pub message_count: i32,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339")]
+    pub last_activity_at: OffsetDateTime,
+}
+
+/// `POST /v1/conversations` body.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewConversation {
+    #[serde(default)]
+    pub title: Option<String>,
+}
+
+/// `GET /v1/conversations?limit&cursor`.
+pub async fn list_conversations(
+    req: &ApiGatewayV2httpRequest,
+    deps: &Deps,
+) -> Result<Page<ConversationItem>, ApiError> {
+    let caller = Caller::from_request(req)?;
+    let scope = CursorScope::new(LIST_ROUTE, &caller.sub);
+    let page = PageRequest::from_query(req, &deps.cursors, &scope)?;
+    let rows = bounded(
+        deps.settings.db_timeout,
+        store::conversations_page(&deps.pool, &caller.sub, page),
+    )
+    .await?;
+    Ok(Page::from_rows(
+        rows,
+        page,
+        |c| Keyset {
+            time: c.last_activity_at,
+            id: c.id,
+        },
+        &deps.cursors,
+        &scope,
+    ))
+}
+
+/// `POST /v1/conversations {"title"?}` → 201 with the new conversation.
+pub async fn create_conversation(
+    req: &ApiGatewayV2httpRequest,
+    deps: &Deps,
+) -> Result<ConversationItem, ApiError> {
+    let caller = Caller::from_request(req)?;
+    let body: NewConversation = if req.body.as_deref().is_none_or(|b| b.trim().is_empty()) {
+        NewConversation::default()
+    } else {
+        json_body(req)?
+    };
+    let title = body.title.as_deref().map(str::trim).unwrap_or_default();
+    if title.chars().count() > MAX_TITLE_CHARS {
+        return Err(ApiError::invalid_field(
+            "title",
+            format!("must be at most {MAX_TITLE_CHARS} characters"),
+        ));
+    }
+    if title.chars().any(char::is_control) {
+        return Err(ApiError::invalid_field(
+            "title",
+            "must not contain control characters",
+        ));
+    }
+    let created = bounded(
+        deps.settings.db_timeout,
+        store::insert_conversation(&deps.pool, &caller.sub, title),
+    )
+    .await?;
+    created.ok_or_else(|| ApiError::Conflict {
+        code: "account_not_ready".into(),
+        message: "your account is still being set up; try again shortly".into(),
+    })
+}
