@@ -1,5 +1,4 @@
-//! Function environments the way `sam local --env-vars` builds them, and the drift check
-//! between the local env files, `samconfig.toml` and the template.
+//! Function environments the way `sam local --env-vars` builds them.
 //!
 //! `sam-env.local.json` is a valid SAM env-vars file: `Parameters` applies to every
 //! function, `"<LogicalId>": {...}` to one, and only variables the template declares are
@@ -8,7 +7,7 @@
 //! `sam-container-env.local.json` (SAM's `--container-env-vars`) is added to the process
 //! as is, declared or not.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 
 use anyhow::Context;
@@ -137,133 +136,4 @@ pub fn container_env(function: &str, container: &EnvFile) -> BTreeMap<String, St
         out.extend(own.clone());
     }
     out
-}
-
-/// Names the local files use that the template lacks, and template needs they leave unset.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct Drift {
-    pub unknown: Vec<String>,
-    pub unset: Vec<String>,
-}
-
-impl Drift {
-    pub fn is_clean(&self) -> bool {
-        self.unknown.is_empty() && self.unset.is_empty()
-    }
-}
-
-impl std::fmt::Display for Drift {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        if self.is_clean() {
-            return writeln!(f, "no drift: the local files and template.yaml agree");
-        }
-        for u in &self.unknown {
-            writeln!(f, "not in template.yaml: {u}")?;
-        }
-        for u in &self.unset {
-            writeln!(f, "unset locally: {u}")?;
-        }
-        Ok(())
-    }
-}
-
-/// Compares the example env files and `samconfig.toml` with the template.
-pub fn drift(
-    template: &Template,
-    sam_env: &EnvFile,
-    container_env: &EnvFile,
-    samconfig: Option<&str>,
-) -> Drift {
-    let mut drift = Drift::default();
-    let declared: BTreeSet<&str> = template
-        .functions
-        .values()
-        .flat_map(|f| f.environment.keys().map(String::as_str))
-        .collect();
-
-    for key in sam_env.parameters.keys() {
-        if !template.parameters.contains_key(key) && !declared.contains(key.as_str()) {
-            drift.unknown.push(format!(
-                "sam-env.local.example.json: Parameters.{key} is neither a template parameter nor a variable any function declares"
-            ));
-        }
-    }
-    for (id, vars) in &sam_env.functions {
-        let Some(f) = template.functions.get(id) else {
-            drift.unknown.push(format!(
-                "sam-env.local.example.json: {id} is not a function in the template"
-            ));
-            continue;
-        };
-        for var in vars.keys() {
-            if !f.environment.contains_key(var) {
-                drift.unknown.push(format!(
-                    "sam-env.local.example.json: {id}.{var} is not a variable {id} declares"
-                ));
-            }
-        }
-    }
-    for id in container_env.functions.keys() {
-        if !template.functions.contains_key(id) {
-            drift.unknown.push(format!(
-                "sam-container-env.local.example.json: {id} is not a function in the template"
-            ));
-        }
-    }
-    for name in samconfig.map(samconfig_parameter_names).unwrap_or_default() {
-        if !template.parameters.contains_key(&name) {
-            drift.unknown.push(format!(
-                "samconfig.toml: parameter_overrides names {name}, which is not a template parameter"
-            ));
-        }
-    }
-
-    let resolver = Resolver::new(template, sam_env.parameter_values(template));
-    for f in template.functions.values() {
-        if let Err(unset) = declared_env(f, &resolver, sam_env) {
-            drift.unset.extend(unset.iter().map(|u| {
-                format!(
-                    "{}.{} ({}) has no value in sam-env.local.example.json",
-                    u.function, u.variable, u.reason
-                )
-            }));
-        }
-    }
-    for api in template.http_apis.values() {
-        for (name, a) in &api.authorizers {
-            for (what, v) in [("issuer", &a.issuer), ("audience", &a.audience)] {
-                if let Err(e) = resolver.resolve(v) {
-                    drift.unset.push(format!(
-                        "{}.{name} {what} ({e}) has no value in sam-env.local.example.json",
-                        api.logical_id
-                    ));
-                }
-            }
-        }
-    }
-    drift
-}
-
-/// Parameter names in every `parameter_overrides = "A=x B=y"` line of a samconfig.toml.
-pub fn samconfig_parameter_names(text: &str) -> Vec<String> {
-    let mut names = Vec::new();
-    for line in text.lines() {
-        let line = line.trim();
-        let Some(rest) = line.strip_prefix("parameter_overrides") else {
-            continue;
-        };
-        let value = rest.trim_start().trim_start_matches('=').trim();
-        let value = value.trim_matches(|c| c == '"' || c == '\'' || c == '[' || c == ']');
-        for pair in value.split_whitespace() {
-            if let Some((name, _)) = pair.split_once('=') {
-                let name = name.trim_matches(|c| c == '"' || c == '\'' || c == ',');
-                if !name.is_empty() {
-                    names.push(name.to_owned());
-                }
-            }
-        }
-    }
-    names.sort();
-    names.dedup();
-    names
 }

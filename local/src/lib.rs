@@ -1,18 +1,13 @@
 //! encache's local runtime: the stack of `template.yaml` on one machine.
+//!
+//! The rooms: [`template`] (the SAM template: model, parsing, intrinsic resolution), the
+//! stack it describes with local values ([`stack`], [`env`](mod@env), [`deployed`]), the AWS
+//! services a local run stands in for ([`emulators`]), and the command line
+//! ([`commands`], one module per command).
 
-pub mod bench;
-pub mod cli;
-pub mod custom_resources;
+pub mod commands;
 pub mod deployed;
+pub mod emulators;
 pub mod env;
-pub mod events;
-pub mod gateway;
-pub mod invoke;
-pub mod jwt;
-pub mod provision;
-pub mod runtime;
-pub mod serve;
-pub mod setup;
 pub mod stack;
 pub mod template;
-pub mod users;

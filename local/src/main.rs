@@ -1,7 +1,7 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use encache_local::cli::{Cli, run};
+use encache_local::commands::{Cli, run};
 
 #[tokio::main]
 async fn main() -> ExitCode {

@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 
+use crate::emulators::runtime::FunctionSpec;
 use crate::env::{self, EnvFile, UnsetVariable};
-use crate::runtime::FunctionSpec;
 use crate::template::{Resolver, Template};
 
 /// Where things are and how to run them; built from the command line.
@@ -240,32 +240,6 @@ impl Stack {
             max_instances: self.config.max_instances,
             logical_id: name,
         })
-    }
-
-    /// Builds every binary the template names (`cargo build --bin a --bin b ...`).
-    pub fn build(&self, release: bool) -> anyhow::Result<()> {
-        let mut cmd = std::process::Command::new(std::env::var("CARGO").unwrap_or("cargo".into()));
-        cmd.arg("build");
-        if release {
-            cmd.arg("--release");
-        }
-        for bin in self.template.binaries() {
-            cmd.args(["--bin", &bin]);
-        }
-        if let Some(dir) = self
-            .config
-            .template
-            .parent()
-            .filter(|d| !d.as_os_str().is_empty())
-        {
-            cmd.current_dir(dir);
-        }
-        eprintln!("==> building {}", self.template.binaries().join(", "));
-        let status = cmd.status().context("running cargo build")?;
-        if !status.success() {
-            bail!("cargo build failed ({status})");
-        }
-        Ok(())
     }
 }
 

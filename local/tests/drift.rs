@@ -3,7 +3,8 @@
 mod common;
 
 use common::fixtures;
-use encache_local::env::{EnvFile, drift};
+use encache_local::commands::drift::drift;
+use encache_local::env::EnvFile;
 use encache_local::template::Template;
 
 fn fixture_template() -> Template {

@@ -5,9 +5,9 @@ mod common;
 use std::time::Duration;
 
 use common::*;
-use encache_local::gateway::GatewaySettings;
-use encache_local::serve::{self, StartOptions};
-use encache_local::users::{self, Pool};
+use encache_local::emulators::cognito::{self, Pool};
+use encache_local::emulators::gateway::GatewaySettings;
+use encache_local::emulators::{self, StartOptions};
 use serde_json::{Value, json};
 
 fn endpoint() -> String {
@@ -41,7 +41,7 @@ async fn an_object_uploaded_to_the_bucket_reaches_the_subscribed_function_as_an_
                "EchoFunction": {"FIXTURE_RECORD_FILE": record.display().to_string()}}),
         None,
     );
-    let running = serve::start(
+    let running = emulators::start(
         &stack,
         &StartOptions {
             addr: "127.0.0.1:0".into(),
@@ -102,7 +102,7 @@ async fn an_object_uploaded_to_the_bucket_reaches_the_subscribed_function_as_an_
 async fn a_local_sign_up_runs_the_triggers_and_its_token_passes_the_gateway() {
     // given a fresh emulated pool and the fixture triggers
     let sdk = encache_shared::aws::sdk_config().await;
-    let (pool_id, client_id) = encache_local::provision::cognito(&sdk, &unique("enclocal-pool"))
+    let (pool_id, client_id) = cognito::create_pool(&sdk, &unique("enclocal-pool"))
         .await
         .expect("pool");
     let record = scratch().join("triggers.jsonl");
@@ -118,7 +118,7 @@ async fn a_local_sign_up_runs_the_triggers_and_its_token_passes_the_gateway() {
     };
 
     // when pre-sign-up rejects the address
-    let rejected = users::create(&stack, &pool, "reject@example.test", "Passw0rd!long")
+    let rejected = cognito::create(&stack, &pool, "reject@example.test", "Passw0rd!long")
         .await
         .expect_err("rejected");
     // then its message surfaces and no user exists
@@ -137,7 +137,7 @@ async fn a_local_sign_up_runs_the_triggers_and_its_token_passes_the_gateway() {
     );
 
     // when an accepted address signs up
-    users::create(&stack, &pool, "ada@example.test", "Passw0rd!long")
+    cognito::create(&stack, &pool, "ada@example.test", "Passw0rd!long")
         .await
         .expect("created");
     // then post-confirmation saw the confirmed user with its sub
@@ -148,10 +148,10 @@ async fn a_local_sign_up_runs_the_triggers_and_its_token_passes_the_gateway() {
 
     // and the user's token passes the gateway's authorizer (issuer in the real AWS form,
     // JWKS from the emulator), while no token does not
-    let token = users::token(&pool, "ada@example.test", "Passw0rd!long")
+    let token = cognito::token(&pool, "ada@example.test", "Passw0rd!long")
         .await
         .expect("token");
-    let running = serve::start(
+    let running = emulators::start(
         &stack,
         &StartOptions {
             addr: "127.0.0.1:0".into(),

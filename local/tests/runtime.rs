@@ -94,7 +94,7 @@ async fn the_process_gets_the_lambda_environment_and_the_resolved_template_varia
         default_env(),
         Some(serde_json::json!({"Parameters": {"FIXTURE_DEBUG": "1"}})),
     );
-    let runtime = encache_local::runtime::Runtime::new(vec![
+    let runtime = encache_local::emulators::runtime::Runtime::new(vec![
         stack.function_spec("EchoFunction").expect("spec"),
     ]);
 
@@ -133,7 +133,7 @@ async fn a_process_that_dies_during_init_fails_the_invocation_without_hanging() 
         default_env(),
         Some(serde_json::json!({"EchoFunction": {"FIXTURE_INIT_CRASH": "1"}})),
     );
-    let runtime = encache_local::runtime::Runtime::new(vec![
+    let runtime = encache_local::emulators::runtime::Runtime::new(vec![
         stack.function_spec("EchoFunction").expect("spec"),
     ]);
 

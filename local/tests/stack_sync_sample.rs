@@ -13,7 +13,7 @@ use std::path::Path;
 use std::process::Command;
 
 use common::*;
-use encache_tests::repo_root;
+use encache_testkit::repo_root;
 use serde_json::{Value, json};
 
 const STACK: &str = "encache-local";

@@ -13,7 +13,7 @@ use common::*;
 use serde_json::json;
 
 fn script() -> PathBuf {
-    encache_tests::repo_root().join("scripts/start-local.sh")
+    encache_testkit::repo_root().join("scripts/start-local.sh")
 }
 
 /// The script with the fixture stack, in a scratch folder, without building.
@@ -143,7 +143,7 @@ fn a_database_that_fails_its_health_check_in_time_is_a_clear_error() {
 #[tokio::test]
 async fn with_the_files_in_place_it_migrates_starts_the_api_and_prints_its_url() {
     // given valid env files and a database of its own
-    let db = encache_tests::TestDb::new().await;
+    let db = encache_testkit::TestDb::new().await;
     let dir = scratch();
     write_env_files(&dir, default_env());
     let port = std::net::TcpListener::bind("127.0.0.1:0")

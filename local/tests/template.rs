@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 
-use encache_local::provision::local_outputs;
+use encache_local::emulators::cloudformation::local_outputs;
 use encache_local::stack::{Config, Stack};
 use encache_local::template::{Authorizer, EventKind, Resolver, Template, referenced_ids};
 use serde_yaml::Value;
@@ -125,7 +125,7 @@ fn an_ssm_parameter_without_a_local_value_does_not_resolve() {
 
 #[test]
 fn rate_schedules_run_locally_and_cron_ones_do_not() {
-    use encache_local::events::{schedule_interval, scheduled_event};
+    use encache_local::emulators::event_sources::{schedule_interval, scheduled_event};
     use std::time::Duration;
 
     assert_eq!(

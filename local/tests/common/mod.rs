@@ -5,8 +5,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use encache_local::gateway::GatewaySettings;
-use encache_local::serve::{self, Running, StartOptions};
+use encache_local::emulators::gateway::GatewaySettings;
+use encache_local::emulators::{self, Running, StartOptions};
 use encache_local::stack::{Config, Stack};
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::{Value, json};
@@ -139,7 +139,7 @@ pub fn sign(claims: &Value) -> String {
 /// The fixture stack running in-process behind a gateway on a free port.
 pub async fn start_fixture(jwks: &Jwks) -> (Stack, Running) {
     let stack = fixture_stack(default_env(), None);
-    let running = serve::start(
+    let running = emulators::start(
         &stack,
         &StartOptions {
             addr: "127.0.0.1:0".into(),

@@ -1,13 +1,24 @@
-//! `encache-local start`: every function, the HTTP API and the event sources, until Ctrl-C.
+//! The AWS services a local run stands in for, each as its own emulator: the Lambda
+//! Runtime API ([`runtime`]), the HTTP API with its JWT authorizer ([`gateway`]), the
+//! event sources ([`event_sources`]), the Cognito sign-up and sign-in flow ([`cognito`])
+//! and CloudFormation's custom resources and stack ([`cloudformation`]).
+//!
+//! [`start`] runs the runtime, the gateway and the event sources of a stack together:
+//! what `encache-local start` runs until a signal and what tests start in-process.
 
-use std::process::ExitCode;
+pub mod cloudformation;
+pub mod cognito;
+pub mod event_sources;
+pub mod gateway;
+pub mod runtime;
+
 use std::sync::Arc;
 
 use anyhow::Context;
 
-use crate::gateway::{self, Gateway, GatewaySettings};
-use crate::runtime::Runtime;
 use crate::stack::Stack;
+use gateway::{Gateway, GatewaySettings};
+use runtime::Runtime;
 
 pub struct StartOptions {
     pub addr: String,
@@ -52,8 +63,7 @@ pub async fn start(stack: &Stack, options: &StartOptions) -> anyhow::Result<Runn
         }
     }));
     if options.event_sources {
-        tasks.extend(crate::events::start(stack, runtime.clone()).await?);
-        tasks.extend(crate::events::start_schedules(stack, runtime.clone())?);
+        tasks.extend(event_sources::start(stack, runtime.clone()).await?);
     }
     Ok(Running {
         runtime,
@@ -61,26 +71,4 @@ pub async fn start(stack: &Stack, options: &StartOptions) -> anyhow::Result<Runn
         url,
         tasks,
     })
-}
-
-pub async fn run(stack: &Stack, options: &StartOptions) -> anyhow::Result<ExitCode> {
-    let running = start(stack, options).await?;
-    for r in &running.gateway.routes {
-        let auth = if r.authorizer.is_some() {
-            "JWT"
-        } else {
-            "open"
-        };
-        eprintln!("  {:<40} -> {} ({auth})", r.route_key(), r.function);
-    }
-    println!("encache API listening on {}", running.url);
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        .context("installing the SIGTERM handler")?;
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term.recv() => {}
-    }
-    eprintln!("==> stopping");
-    running.stop().await;
-    Ok(ExitCode::SUCCESS)
 }

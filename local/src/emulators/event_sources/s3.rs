@@ -1,26 +1,175 @@
-//! Event sources: bucket notifications reach the subscribed function as a real-shaped
-//! `S3Event` (bucket → SQS queue in the emulator → poll → invoke), at least once, like
-//! S3's asynchronous invocation (a failed delivery is retried, twice at most).
+//! Bucket notifications: every S3 event of the template's functions becomes a queue in the
+//! emulator that the bucket notifies, and a poller that delivers each notification to the
+//! function as a real-shaped `S3Event` (bucket → SQS queue → poll → invoke), at least
+//! once, like S3's asynchronous invocation (a failed delivery is retried, twice at most).
 
 use std::sync::Arc;
 use std::time::Duration;
 
+use anyhow::Context;
 use aws_lambda_events::s3::S3Event;
+use aws_sdk_s3::types::{
+    Event, FilterRule, FilterRuleName, NotificationConfiguration, NotificationConfigurationFilter,
+    QueueConfiguration, S3KeyFilter,
+};
 use axum::body::Bytes;
 
-use crate::provision::{self, S3Subscription};
-use crate::runtime::Runtime;
+use crate::emulators::runtime::Runtime;
 use crate::stack::Stack;
+use crate::template::EventKind;
 
 /// Lambda's asynchronous invocation: the first attempt plus two retries.
 const MAX_ATTEMPTS: i32 = 3;
 
+/// One bucket notification the runtime delivers: objects in `bucket` → `function`.
+#[derive(Debug, Clone)]
+pub struct S3Subscription {
+    pub function: String,
+    pub bucket: String,
+    pub queue_name: String,
+    pub prefix: Option<String>,
+    pub suffix: Option<String>,
+    /// The S3 event types (`s3:ObjectCreated:*`, ...).
+    pub events: Vec<String>,
+}
+
+/// The queue name for one function's S3 event (SQS names: 80 chars of [A-Za-z0-9_-]).
+fn queue_name(stack_name: &str, function: &str, event: &str) -> String {
+    let name: String = format!("{stack_name}-{function}-{event}")
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '-'
+            }
+        })
+        .collect();
+    name.chars().take(80).collect()
+}
+
+/// Every S3 event of the template's functions, with local names.
+pub fn subscriptions(stack: &Stack) -> anyhow::Result<Vec<S3Subscription>> {
+    let resolver = stack.resolver();
+    let mut subs = Vec::new();
+    for f in stack.functions()? {
+        for ev in &f.events {
+            if let EventKind::S3 {
+                bucket,
+                events,
+                prefix,
+                suffix,
+            } = &ev.kind
+            {
+                subs.push(S3Subscription {
+                    function: f.logical_id.clone(),
+                    bucket: resolver.physical_name(bucket).with_context(|| {
+                        format!("{}.{}: the bucket name", f.logical_id, ev.name)
+                    })?,
+                    queue_name: queue_name(&resolver.stack_name, &f.logical_id, &ev.name),
+                    prefix: prefix.clone(),
+                    suffix: suffix.clone(),
+                    events: events.clone(),
+                });
+            }
+        }
+    }
+    Ok(subs)
+}
+
+/// Creates the buckets, queues and notifications; returns the subscriptions with queue URLs.
+pub async fn provision(
+    stack: &Stack,
+    sdk: &aws_config::SdkConfig,
+) -> anyhow::Result<Vec<(S3Subscription, String)>> {
+    let s3 = encache_shared::aws::s3_client(sdk);
+    let sqs = aws_sdk_sqs::Client::new(sdk);
+    let resolver = stack.resolver();
+    // Every bucket the template declares exists locally, subscribed or not.
+    for (id, res) in &stack.template.resources {
+        if res.kind == "AWS::S3::Bucket" {
+            create_bucket(&s3, &resolver.physical_name(id)?).await?;
+        }
+    }
+    let subs = subscriptions(stack)?;
+    let mut out = Vec::new();
+    let mut per_bucket: std::collections::BTreeMap<String, Vec<QueueConfiguration>> =
+        Default::default();
+    for sub in subs {
+        let url = sqs
+            .create_queue()
+            .queue_name(&sub.queue_name)
+            .send()
+            .await
+            .with_context(|| format!("creating the queue {}", sub.queue_name))?
+            .queue_url
+            .context("the emulator returned no queue URL")?;
+        let arn = resolver.arn("sqs", &sub.queue_name);
+        let mut rules = Vec::new();
+        for (name, value) in [
+            (FilterRuleName::Prefix, &sub.prefix),
+            (FilterRuleName::Suffix, &sub.suffix),
+        ] {
+            if let Some(v) = value {
+                rules.push(FilterRule::builder().name(name).value(v).build());
+            }
+        }
+        let mut config = QueueConfiguration::builder()
+            .id(sub.queue_name.clone())
+            .queue_arn(arn)
+            .set_events(Some(
+                sub.events.iter().map(|e| Event::from(e.as_str())).collect(),
+            ));
+        if !rules.is_empty() {
+            config = config.filter(
+                NotificationConfigurationFilter::builder()
+                    .key(S3KeyFilter::builder().set_filter_rules(Some(rules)).build())
+                    .build(),
+            );
+        }
+        per_bucket
+            .entry(sub.bucket.clone())
+            .or_default()
+            .push(config.build().context("a queue notification")?);
+        out.push((sub, url));
+    }
+    for (bucket, configs) in per_bucket {
+        s3.put_bucket_notification_configuration()
+            .bucket(&bucket)
+            .notification_configuration(
+                NotificationConfiguration::builder()
+                    .set_queue_configurations(Some(configs))
+                    .build(),
+            )
+            .send()
+            .await
+            .with_context(|| format!("setting the notifications of bucket {bucket}"))?;
+    }
+    Ok(out)
+}
+
+async fn create_bucket(s3: &aws_sdk_s3::Client, name: &str) -> anyhow::Result<()> {
+    match s3.create_bucket().bucket(name).send().await {
+        Ok(_) => Ok(()),
+        Err(e) => {
+            let service = e.as_service_error();
+            if service
+                .is_some_and(|s| s.is_bucket_already_owned_by_you() || s.is_bucket_already_exists())
+            {
+                Ok(())
+            } else {
+                Err(anyhow::Error::new(e).context(format!("creating bucket {name}")))
+            }
+        }
+    }
+}
+
 /// Provisions the template's buckets and notifications and starts one poller per subscription.
-pub async fn start(
+pub(super) async fn start(
     stack: &Stack,
     runtime: Arc<Runtime>,
 ) -> anyhow::Result<Vec<tokio::task::JoinHandle<()>>> {
-    let subs = provision::s3_subscriptions(stack)?;
+    let subs = subscriptions(stack)?;
     if subs.is_empty() {
         return Ok(vec![]);
     }
@@ -30,7 +179,7 @@ pub async fn start(
     }
     let sdk = encache_shared::aws::sdk_config().await;
     let mut tasks = Vec::new();
-    for (sub, url) in provision::s3(stack, &sdk).await? {
+    for (sub, url) in provision(stack, &sdk).await? {
         eprintln!(
             "  s3://{}/{}* -> {} (via queue {})",
             sub.bucket,
@@ -220,93 +369,4 @@ pub fn s3_event(body: &str, sub: &S3Subscription) -> Option<S3Event> {
                 .is_none_or(|s| key.ends_with(s.as_str()))
     });
     (!event.records.is_empty()).then_some(event)
-}
-
-/// `rate(5 minutes)` as a duration; `cron(...)` and anything else are not run locally.
-pub fn schedule_interval(expression: &str) -> Option<Duration> {
-    let inner = expression.trim().strip_prefix("rate(")?.strip_suffix(')')?;
-    let (n, unit) = inner.trim().split_once(' ')?;
-    let n: u64 = n.parse().ok().filter(|n| *n > 0)?;
-    let secs = match unit.trim().trim_end_matches('s') {
-        "minute" => 60,
-        "hour" => 3600,
-        "day" => 86400,
-        _ => return None,
-    };
-    Some(Duration::from_secs(n * secs))
-}
-
-/// The event EventBridge Scheduler / a scheduled rule sends (or the event's `Input`).
-pub fn scheduled_event(rule_arn: &str, region: &str, input: Option<&str>) -> serde_json::Value {
-    if let Some(v) = input.and_then(|i| serde_json::from_str(i).ok()) {
-        return v;
-    }
-    let now = time::OffsetDateTime::now_utc()
-        .replace_nanosecond(0)
-        .unwrap_or_else(|_| time::OffsetDateTime::now_utc());
-    serde_json::json!({
-        "version": "0",
-        "id": uuid::Uuid::new_v4().to_string(),
-        "detail-type": "Scheduled Event",
-        "source": "aws.events",
-        "account": crate::template::LOCAL_ACCOUNT_ID,
-        "time": now.format(&time::format_description::well_known::Rfc3339).unwrap_or_default(),
-        "region": region,
-        "resources": [rule_arn],
-        "detail": {}
-    })
-}
-
-/// Runs every `rate(...)` schedule of the template's functions on its interval.
-pub fn start_schedules(
-    stack: &Stack,
-    runtime: Arc<Runtime>,
-) -> anyhow::Result<Vec<tokio::task::JoinHandle<()>>> {
-    let resolver = stack.resolver();
-    let mut tasks = Vec::new();
-    for f in stack.functions()? {
-        for ev in &f.events {
-            let crate::template::EventKind::Schedule { schedule, input } = &ev.kind else {
-                continue;
-            };
-            let expression = resolver.string(schedule).unwrap_or_default();
-            let Some(every) = schedule_interval(&expression) else {
-                eprintln!(
-                    "  {} {}: {expression} is not run locally (only rate(...) is)",
-                    f.logical_id, ev.name
-                );
-                continue;
-            };
-            let input = input.as_ref().and_then(|i| resolver.string(i).ok());
-            let arn = format!(
-                "arn:aws:events:{}:{}:rule/{}-{}-{}",
-                stack.config.region,
-                crate::template::LOCAL_ACCOUNT_ID,
-                stack.config.stack_name,
-                f.logical_id,
-                ev.name
-            );
-            eprintln!("  {expression} -> {}", f.logical_id);
-            let (function, region, runtime) = (
-                f.logical_id.clone(),
-                stack.config.region.clone(),
-                runtime.clone(),
-            );
-            tasks.push(tokio::spawn(async move {
-                let mut ticks =
-                    tokio::time::interval_at(tokio::time::Instant::now() + every, every);
-                loop {
-                    ticks.tick().await;
-                    let event = scheduled_event(&arn, &region, input.as_deref());
-                    if let Err(e) = runtime
-                        .invoke(&function, Bytes::from(event.to_string()))
-                        .await
-                    {
-                        eprintln!("[events] {function}: scheduled invocation failed: {e}");
-                    }
-                }
-            }));
-        }
-    }
-    Ok(tasks)
 }

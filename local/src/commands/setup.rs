@@ -1,31 +1,22 @@
-//! One-off setup steps: database migrations and the first-run local env files.
+//! `encache-local init`, `migrate` and `sync-env`: the one-off setup of a local run (the
+//! first-run env files with a new user pool, the database schema) and the check every
+//! start makes that the env file still points at the running services.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use anyhow::Context;
+use clap::Args;
 use serde_json::{Value, json};
 
+use crate::emulators::cognito::{self, Pool};
 use crate::stack::Stack;
 
-/// Applies the schema (the same migrations every function embeds).
-pub async fn migrate(stack: &Stack) -> anyhow::Result<()> {
-    let url = std::env::var("DATABASE_URL")
-        .ok()
-        .filter(|u| !u.is_empty())
-        .or_else(|| stack.env.parameters.get("DATABASE_URL").cloned())
-        .context("no DATABASE_URL (set it, or put it in sam-env.local.json's Parameters)")?;
-    let pool = sqlx::postgres::PgPoolOptions::new()
-        .max_connections(1)
-        .acquire_timeout(std::time::Duration::from_secs(10))
-        .connect(&url)
-        .await
-        .context("connecting to the database")?;
-    encache_shared::db::MIGRATOR
-        .run(&pool)
-        .await
-        .context("applying the migrations")?;
-    pool.close().await;
-    Ok(())
+#[derive(Debug, Args)]
+pub struct InitArgs {
+    #[arg(long, default_value = "sam-env.local.example.json")]
+    pub env_example: PathBuf,
+    #[arg(long, default_value = "sam-container-env.local.example.json")]
+    pub container_example: PathBuf,
 }
 
 /// Writes `sam-env.local.json` and `sam-container-env.local.json` from the example files,
@@ -43,7 +34,7 @@ pub async fn init(
         &uuid::Uuid::new_v4().simple().to_string()[..8]
     );
     eprintln!("==> creating Cognito user pool {pool_name} in the emulator");
-    let (pool_id, client_id) = crate::provision::cognito(&sdk, &pool_name).await?;
+    let (pool_id, client_id) = cognito::create_pool(&sdk, &pool_name).await?;
 
     let mut env: Value = read_json(env_example)?;
     let params = env
@@ -128,7 +119,7 @@ pub async fn sync_env(stack: &Stack) -> anyhow::Result<()> {
         .iter()
         .any(|k| stack.env.parameters.contains_key(*k));
     if has_pool {
-        let pool = crate::users::Pool::from_stack(stack)?;
+        let pool = Pool::from_stack(stack)?;
         let sdk = encache_shared::aws::sdk_config().await;
         aws_sdk_cognitoidentityprovider::Client::new(&sdk)
             .describe_user_pool()

@@ -14,7 +14,7 @@ use axum::body::Bytes;
 use serde_json::{Value as Json, json};
 use tokio::sync::mpsc;
 
-use crate::runtime::Runtime;
+use crate::emulators::runtime::Runtime;
 use crate::stack::Stack;
 
 /// One custom resource of the template and the function its `ServiceToken` names.

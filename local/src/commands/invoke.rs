@@ -1,21 +1,27 @@
 //! `encache-local invoke`: one synchronous invocation, like `sam local invoke`.
 
 use std::io::Read;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::Context;
 use axum::body::Bytes;
+use clap::Args;
 
-use crate::runtime::Runtime;
+use crate::emulators::runtime::Runtime;
 use crate::stack::Stack;
 
-pub async fn run(
-    stack: &Stack,
-    logical_id: &str,
-    event: Option<&Path>,
-) -> anyhow::Result<ExitCode> {
-    let payload = read_event(event)?;
+#[derive(Debug, Args)]
+pub struct InvokeArgs {
+    pub logical_id: String,
+    /// Event JSON file ("-" reads stdin); an empty object when absent.
+    #[arg(long, short)]
+    pub event: Option<PathBuf>,
+}
+
+pub async fn run(stack: &Stack, args: &InvokeArgs) -> anyhow::Result<ExitCode> {
+    let logical_id = &args.logical_id;
+    let payload = read_event(args.event.as_deref())?;
     let runtime = Runtime::new(vec![stack.function_spec(logical_id)?]);
     let result = runtime.invoke(logical_id, payload).await;
     runtime.shutdown().await;
