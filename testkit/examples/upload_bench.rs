@@ -2,7 +2,7 @@
 //! 100-record S3 event against the dev PostgreSQL and the moto S3 emulator.
 //!
 //!   eval "$(scripts/dev-services.sh env)"
-//!   nice -n 10 cargo run -p encache-upload --example upload_bench [--release]
+//!   nice -n 10 cargo run -p encache-testkit --example upload_bench [--release]
 
 use std::time::{Duration, Instant, SystemTime};
 
@@ -10,7 +10,8 @@ use aws_lambda_events::s3::S3Event;
 use aws_sdk_s3::config::{BehaviorVersion, Credentials, Region};
 use aws_sdk_s3::primitives::ByteStream;
 use encache_shared::http::Caller;
-use encache_tests::{TestDb, sample_event};
+use encache_shared::users;
+use encache_testkit::{TestDb, sample_event};
 use encache_upload::complete::{self, Outcome};
 use encache_upload::keys::object_key;
 use encache_upload::store::{self, NewMemory};
@@ -90,10 +91,11 @@ async fn completion_throughput(concurrency: usize) {
         username: None,
         groups: vec![],
     };
-    let user_id = store::resolve_user(&db.pool, &caller)
+    let user_id = users::for_caller(&db.pool, &caller)
         .await
         .unwrap()
-        .unwrap();
+        .unwrap()
+        .id;
 
     // Setup, not timed: 100 pending memories and their objects.
     let mut event: S3Event = sample_event("s3-object-created.json");
@@ -132,13 +134,17 @@ async fn completion_throughput(concurrency: usize) {
         r.s3.object.sequencer = Some(format!("{:018X}", 0x55AE_D6DC_D902_81E5u64 + i as u64));
         event.records.push(r);
     }
-    let settings = CompleteSettings {
-        bucket: bucket.clone(),
-        concurrency,
+    let deps = complete::Deps {
+        pool: db.pool.clone(),
+        s3: s3.clone(),
+        settings: CompleteSettings {
+            bucket: bucket.clone(),
+            concurrency,
+        },
     };
 
     let started = Instant::now();
-    let report = complete::process(event.clone(), &db.pool, &s3, &settings).await;
+    let report = complete::process(&deps, event.clone()).await;
     let first = started.elapsed();
     let ready = report
         .results
@@ -148,7 +154,7 @@ async fn completion_throughput(concurrency: usize) {
     assert_eq!(ready, RECORDS, "{report:?}");
 
     let started = Instant::now();
-    let again = complete::process(event, &db.pool, &s3, &settings).await;
+    let again = complete::process(&deps, event).await;
     let redelivery = started.elapsed();
     assert!(
         again

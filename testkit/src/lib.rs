@@ -1,8 +1,12 @@
 //! Support for encache's integration tests: each test gets its own fresh database on
-//! the dev services' PostgreSQL, and the real sample events from `events/`.
+//! the dev services' PostgreSQL, and the real sample events from `events/`;
+//! [`fake_discord`] stands in for Discord's webhook API (also as the `fake-discord`
+//! binary, for local runs).
 //!
 //! Start the services first: `eval "$(scripts/dev-services.sh up)"` (scripts/test.sh
 //! does this for you).
+
+pub mod fake_discord;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -22,7 +26,7 @@ use uuid::Uuid;
 pub fn repo_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .parent()
-        .expect("tests/ sits in the repository root")
+        .expect("testkit/ sits in the repository root")
         .to_path_buf()
 }
 

@@ -5,7 +5,7 @@
 use encache_shared::aws::{SecretCache, sdk_config};
 use encache_shared::config::Env;
 use encache_shared::db::pool_from_env;
-use encache_tests::TestDb;
+use encache_testkit::TestDb;
 
 #[tokio::test]
 async fn the_pool_reads_its_password_from_ssm_through_the_functions_cache() {

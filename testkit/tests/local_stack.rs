@@ -9,11 +9,11 @@
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use encache_local::gateway::GatewaySettings;
-use encache_local::serve::{self, Running, StartOptions};
+use encache_local::emulators::cognito::{self, Pool};
+use encache_local::emulators::gateway::GatewaySettings;
+use encache_local::emulators::{self, Running, StartOptions};
 use encache_local::stack::{Config, Stack};
-use encache_local::users::{self, Pool};
-use encache_tests::{TestDb, profile_dir, repo_root};
+use encache_testkit::{TestDb, profile_dir, repo_root};
 use serde_json::{Value, json};
 
 const PASSWORD: &str = "Passw0rd!long";
@@ -27,7 +27,7 @@ fn unique(prefix: &str) -> String {
 }
 
 /// The function binaries must be built. `cargo nextest run --workspace` builds them (every
-/// function package has integration tests), but `-p encache-tests` alone does not, so a
+/// function package has integration tests), but `-p encache-testkit` alone does not, so a
 /// missing one is built here with the template's own build step (`encache-local build`).
 fn ensure_binaries(stack: &Stack) {
     let missing = |stack: &Stack| -> Vec<String> {
@@ -41,8 +41,7 @@ fn ensure_binaries(stack: &Stack) {
     if missing(stack).is_empty() {
         return;
     }
-    stack
-        .build(false)
+    encache_local::commands::build::run(stack, false)
         .expect("building the template's function binaries");
     let still = missing(stack);
     assert!(
@@ -74,7 +73,7 @@ impl LocalStack {
         );
         let db = TestDb::new().await;
         let sdk = encache_shared::aws::sdk_config().await;
-        let (pool_id, client_id) = encache_local::provision::cognito(&sdk, &unique("enc-e2e-"))
+        let (pool_id, client_id) = cognito::create_pool(&sdk, &unique("enc-e2e-"))
             .await
             .expect("a Cognito pool in the emulator");
 
@@ -91,7 +90,7 @@ impl LocalStack {
                 "AutoVerifyEmail": "true",
                 "CURSOR_SIGNING_KEY": uuid::Uuid::new_v4().simple().to_string().repeat(2),
         });
-        for (k, v) in encache_local::setup::database_parameters(&db.url) {
+        for (k, v) in encache_local::commands::setup::database_parameters(&db.url) {
             parameters[k] = json!(v);
         }
         let mut config = Config::for_root(&repo_root(), profile_dir()).env_files_in(&scratch);
@@ -112,7 +111,7 @@ impl LocalStack {
         // (DATABASE_URL, CURSOR_SIGNING_KEY), so nothing is written to the emulator's
         // shared /encache/dev/ parameters. Event sources provision the bucket, its
         // notification queue and the poller that invokes UploadCompleteFunction.
-        let running = serve::start(
+        let running = emulators::start(
             &stack,
             &StartOptions {
                 addr: "127.0.0.1:0".into(),
@@ -142,10 +141,10 @@ impl LocalStack {
 
     /// Signs `email` up as Cognito would (the triggers run) and returns its ID token.
     async fn sign_up(&self, email: &str) -> String {
-        users::create(&self.stack, &self.pool, email, PASSWORD)
+        cognito::create(&self.stack, &self.pool, email, PASSWORD)
             .await
             .unwrap_or_else(|e| panic!("signing up {email}: {e:#}"));
-        users::token(&self.pool, email, PASSWORD)
+        cognito::token(&self.pool, email, PASSWORD)
             .await
             .unwrap_or_else(|e| panic!("a token for {email}: {e:#}"))
     }
@@ -209,7 +208,7 @@ async fn a_blocked_domain_is_refused_at_sign_up_and_an_allowed_user_reaches_the_
 
     // when someone signs up at the blocked domain
     let blocked = format!("mallory@{BLOCKED_DOMAIN}");
-    let refused = users::create(&local.stack, &local.pool, &blocked, PASSWORD)
+    let refused = cognito::create(&local.stack, &local.pool, &blocked, PASSWORD)
         .await
         .expect_err("a sign-up at a blocked domain is refused");
     // then Cognito's message carries the function's reason, and nothing was created

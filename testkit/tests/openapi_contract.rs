@@ -7,7 +7,7 @@
 
 use std::collections::BTreeSet;
 
-use encache_tests::repo_root;
+use encache_testkit::repo_root;
 use serde_yaml::Value;
 
 const METHODS: [&str; 8] = [
