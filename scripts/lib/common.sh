@@ -50,7 +50,7 @@ ensure_venv() {
   echo "$want" >"$stamp"
 }
 
-# Rust tools the tests need; rustup components and cargo-nextest.
+# Rust tools the tests need: rustup components, cargo-nextest, cargo-machete.
 ensure_rust_tools() {
   command -v cargo >/dev/null || die "cargo is required: install Rust with rustup (https://rustup.rs)"
   if command -v rustup >/dev/null; then
@@ -59,10 +59,13 @@ ensure_rust_tools() {
         || die "rustup component add $c failed"
     done
   fi
-  if ! cargo nextest --version >/dev/null 2>&1; then
-    log "installing cargo-nextest (one-time, compiles from crates.io)"
-    cargo install --locked cargo-nextest >/dev/null 2>&1 || die "cargo install cargo-nextest failed"
-  fi
+  local tool
+  for tool in nextest machete; do
+    if ! cargo "$tool" --version >/dev/null 2>&1; then
+      log "installing cargo-$tool (one-time, compiles from crates.io)"
+      cargo install --locked "cargo-$tool" >/dev/null 2>&1 || die "cargo install cargo-$tool failed"
+    fi
+  done
 }
 
 # One cargo target directory for the workspace. A persistent one outside the clone is
