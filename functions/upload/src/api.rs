@@ -114,7 +114,7 @@ pub async fn create_upload(
         .map(|user| user.id)
         .ok_or_else(|| {
             ApiError::Unauthorized(
-                "no profile for this identity yet: sign in with a token that carries an email"
+                "no profile for this identity yet: sign in with an ID token whose email claim is a valid address"
                     .into(),
             )
         })?;
