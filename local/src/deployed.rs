@@ -80,7 +80,8 @@ pub async fn parameter_values(
         );
     }
     let mut values = HashMap::new();
-    let mut ssm_names: BTreeMap<String, String> = BTreeMap::new(); // SSM name -> parameter
+    // SSM name -> the parameters reading it (two may read one name).
+    let mut ssm_names: BTreeMap<String, Vec<String>> = BTreeMap::new();
     let mut missing_value = Vec::new();
     for (name, def) in &template.parameters {
         let raw = overrides.get(name).cloned().or_else(|| {
@@ -94,7 +95,7 @@ pub async fn parameter_values(
         match raw {
             None => missing_value.push(name.clone()),
             Some(raw) if def.is_ssm() => {
-                ssm_names.insert(raw, name.clone());
+                ssm_names.entry(raw).or_default().push(name.clone());
             }
             Some(raw) => {
                 values.insert(name.clone(), raw);
@@ -117,14 +118,17 @@ pub async fn parameter_values(
             .context("reading the template's SSM parameters")?;
         for p in out.parameters() {
             if let (Some(n), Some(v)) = (p.name(), p.value())
-                && let Some(param) = ssm_names.get(n)
+                && let Some(params) = ssm_names.get(n)
             {
-                values.insert(param.clone(), v.to_owned());
+                for param in params {
+                    values.insert(param.clone(), v.to_owned());
+                }
             }
         }
     }
     let unresolved: Vec<String> = ssm_names
         .iter()
+        .flat_map(|(ssm_name, params)| params.iter().map(move |p| (ssm_name, p)))
         .filter(|(_, param)| !values.contains_key(*param))
         .map(|(ssm_name, param)| format!("{param} (SSM parameter {ssm_name})"))
         .collect();
