@@ -56,8 +56,9 @@ eval "$services_env"
 
 step fmt cargo fmt --all -- --check
 # SQLX_OFFLINE=true: the lint build also proves the workspace builds with no database.
-# Every crate lists only the dependencies it uses.
+# Every crate lists only the dependencies it uses; one HTTP/TLS stack, no SSO clients.
 step machete cargo machete
+step deps scripts/check-deps.sh
 step clippy env SQLX_OFFLINE=true cargo clippy --workspace --all-targets --locked -- -D warnings
 step sqlx-data scripts/sqlx-data.sh check
 step actionlint "$ENCACHE_VENV/bin/actionlint" .github/workflows/ci.yml
