@@ -75,16 +75,7 @@ async fn presign_latency() {
 
 async fn completion_throughput(concurrency: usize) {
     let db = TestDb::new().await;
-    let s3 = encache_shared::aws::s3_client(&encache_shared::aws::sdk_config().await);
-    let bucket = format!(
-        "encache-bench-{}",
-        &Uuid::new_v4().simple().to_string()[..16]
-    );
-    s3.create_bucket()
-        .bucket(&bucket)
-        .send()
-        .await
-        .expect("bucket");
+    let (s3, bucket) = encache_testkit::fresh_bucket("encache-bench").await;
     let caller = Caller {
         sub: format!("bench-{}", Uuid::new_v4()),
         email: Some("bench@example.com".into()),

@@ -251,3 +251,16 @@ pub async fn insert_user(pool: &PgPool, sub: &str) -> Uuid {
         .await
         .expect("inserting a users row")
 }
+
+/// A new, empty bucket in the AWS emulator (`AWS_ENDPOINT_URL`), named `<prefix>-<random>`,
+/// and the S3 client the functions would build.
+pub async fn fresh_bucket(prefix: &str) -> (aws_sdk_s3::Client, String) {
+    let s3 = encache_shared::aws::s3_client(&encache_shared::aws::sdk_config().await);
+    let bucket = format!("{prefix}-{}", &Uuid::new_v4().simple().to_string()[..16]);
+    s3.create_bucket()
+        .bucket(&bucket)
+        .send()
+        .await
+        .expect("creating a test bucket in the emulator (is AWS_ENDPOINT_URL set?)");
+    (s3, bucket)
+}

@@ -31,16 +31,7 @@ struct World {
 impl World {
     async fn new() -> Self {
         let db = TestDb::new().await;
-        let s3 = encache_shared::aws::s3_client(&encache_shared::aws::sdk_config().await);
-        let bucket = format!(
-            "encache-test-{}",
-            &Uuid::new_v4().simple().to_string()[..16]
-        );
-        s3.create_bucket()
-            .bucket(&bucket)
-            .send()
-            .await
-            .expect("creating a test bucket in the emulator");
+        let (s3, bucket) = encache_testkit::fresh_bucket("encache-test").await;
         Self { db, s3, bucket }
     }
 
