@@ -25,6 +25,7 @@ pub fn endpoint_override() -> Option<String> {
         .filter(|v| !v.trim().is_empty())
 }
 
+#[cfg(feature = "s3")]
 /// An S3 client. Behind an endpoint override it uses path-style addressing, because
 /// virtual-host bucket names do not resolve on loopback.
 pub fn s3_client(sdk: &SdkConfig) -> aws_sdk_s3::Client {

@@ -108,6 +108,7 @@ impl ApiError {
     }
 }
 
+#[cfg(feature = "db")]
 impl From<sqlx::Error> for ApiError {
     fn from(e: sqlx::Error) -> Self {
         if crate::db::is_unavailable(&e) {
@@ -171,6 +172,7 @@ mod tests {
         );
     }
 
+    #[cfg(feature = "db")]
     #[test]
     fn a_pool_timeout_is_a_503_not_a_500() {
         let err: ApiError = sqlx::Error::PoolTimedOut.into();

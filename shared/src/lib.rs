@@ -1,24 +1,29 @@
-//! What every encache function shares, split by role.
+//! What every encache function shares, split by role. Behind cargo features so a function
+//! links only what it uses (cost-alerts and stack-sync link no sqlx, health no S3).
 //!
 //! - [`config`]: typed settings read once at cold start, secrets that never print.
 //! - [`error`]: the one `StandardError` body and the mapping from error kind to HTTP status.
-//! - [`db`]: the per-container PostgreSQL pool and the embedded migrations.
+//! - `db` (feature `db`): the per-container PostgreSQL pool and the embedded migrations.
 //! - [`http`]: API Gateway HTTP API (payload 2.0) requests and responses.
-//! - [`pagination`]: `limit` parsing, signed keyset cursors and the page body of every feed.
-//! - [`aws`]: SDK configuration (honours `AWS_ENDPOINT_URL`) and cached SSM secrets.
+//! - `pagination` (feature `pagination`): `limit` parsing, signed keyset cursors and the page body of every feed.
+//! - [`aws`]: SDK configuration (honours `AWS_ENDPOINT_URL`), cached SSM secrets, and
+//!   the S3 client (feature `s3`).
 //! - `outbound` (feature `outbound`): what calls out over HTTP share (reqwest).
 //! - [`telemetry`]: `tracing` set up the way Lambda expects.
-//! - [`users`]: the caller → `users` row and the email normalisation, for auth and upload.
+//! - `users` (feature `db`): the caller → `users` row and the email normalisation, for auth and upload.
 
 pub mod aws;
 pub mod config;
+#[cfg(feature = "db")]
 pub mod db;
 pub mod error;
 pub mod http;
 #[cfg(feature = "outbound")]
 pub mod outbound;
+#[cfg(feature = "pagination")]
 pub mod pagination;
 pub mod telemetry;
+#[cfg(feature = "db")]
 pub mod users;
 
 pub use config::{ConfigError, Secret};
