@@ -4,6 +4,7 @@ use std::collections::HashMap;
 
 use anyhow::Context;
 use aws_config::{BehaviorVersion, SdkConfig};
+use aws_smithy_http_client::tls;
 use tokio::sync::Mutex;
 
 use crate::config::Secret;
@@ -11,7 +12,15 @@ use crate::config::Secret;
 /// Loads the SDK configuration once per container. `AWS_ENDPOINT_URL` points every
 /// client at one endpoint (the local emulator); in AWS it is unset.
 pub async fn sdk_config() -> SdkConfig {
-    let mut loader = aws_config::defaults(BehaviorVersion::latest());
+    // The same HTTPS client aws-config builds by default (hyper 1, rustls on aws-lc), but
+    // trusting the process's one root store (crate::tls) instead of loading its own.
+    let http = aws_smithy_http_client::Builder::new()
+        .tls_provider(tls::Provider::Rustls(
+            tls::rustls_provider::CryptoMode::AwsLc,
+        ))
+        .tls_context(crate::tls::sdk_tls_context())
+        .build_https();
+    let mut loader = aws_config::defaults(BehaviorVersion::latest()).http_client(http);
     if let Some(url) = endpoint_override() {
         loader = loader.endpoint_url(url);
     }

@@ -9,6 +9,7 @@
 //! - [`aws`]: SDK configuration (honours `AWS_ENDPOINT_URL`), cached SSM secrets, and
 //!   the S3 client (feature `s3`).
 //! - `outbound` (feature `outbound`): what calls out over HTTP share (reqwest).
+//! - [`tls`]: one root store per process for the SDK and reqwest (the system bundle, read once).
 //! - [`telemetry`]: `tracing` set up the way Lambda expects.
 //! - `users` (feature `db`): the caller → `users` row and the email normalisation, for auth and upload.
 
@@ -23,6 +24,7 @@ pub mod outbound;
 #[cfg(feature = "pagination")]
 pub mod pagination;
 pub mod telemetry;
+pub mod tls;
 #[cfg(feature = "db")]
 pub mod users;
 

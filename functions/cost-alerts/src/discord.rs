@@ -68,7 +68,7 @@ pub struct Discord {
 
 impl Discord {
     pub fn new(policy: RetryPolicy) -> anyhow::Result<Self> {
-        let http = reqwest::Client::builder()
+        let http = encache_shared::tls::with_process_roots(reqwest::Client::builder())
             .timeout(policy.request_timeout)
             .user_agent("encache-cost-alerts (https://github.com/encache, 1)")
             .build()?;

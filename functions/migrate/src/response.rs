@@ -38,7 +38,7 @@ pub fn build(
 
 /// The HTTP client for responses, built once per container.
 pub fn client() -> Result<reqwest::Client, reqwest::Error> {
-    reqwest::Client::builder()
+    encache_shared::tls::with_process_roots(reqwest::Client::builder())
         .timeout(PUT_TIMEOUT)
         .connect_timeout(Duration::from_secs(5))
         .user_agent("encache-db-migrate")
