@@ -46,21 +46,28 @@ pub fn s3_client(sdk: &SdkConfig) -> aws_sdk_s3::Client {
 }
 
 /// SSM SecureString values, fetched with decryption once per container and cached.
+/// Clones share one cache (the database's password and a feed's cursor key, say).
+#[derive(Clone)]
 pub struct SecretCache {
     client: aws_sdk_ssm::Client,
-    values: Mutex<HashMap<String, Secret<String>>>,
+    values: std::sync::Arc<Mutex<HashMap<String, Secret<String>>>>,
 }
 
 impl SecretCache {
     pub fn new(client: aws_sdk_ssm::Client) -> Self {
         Self {
             client,
-            values: Mutex::new(HashMap::new()),
+            values: Default::default(),
         }
     }
 
     pub fn from_sdk(sdk: &SdkConfig) -> Self {
         Self::new(aws_sdk_ssm::Client::new(sdk))
+    }
+
+    /// The value if this container has already read it (no SSM call).
+    pub async fn cached(&self, name: &str) -> Option<Secret<String>> {
+        self.values.lock().await.get(name).cloned()
     }
 
     /// The parameter's decrypted value. The error names the parameter, never the value.

@@ -108,37 +108,117 @@ pub fn is_unavailable(e: &sqlx::Error) -> bool {
     }
 }
 
-/// Everything a database-backed function does at cold start: read the settings, fetch
-/// the password from SSM if there is no `DATABASE_URL`, build the lazy pool. A function
-/// that reads other secrets passes its `SecretCache` (one SDK config and SSM client per
-/// container); the others pass `None` and the SDK is loaded only if SSM is needed.
-pub async fn pool_from_env(
-    env: &Env<'_>,
-    secrets: Option<&crate::aws::SecretCache>,
-) -> anyhow::Result<PgPool> {
-    use anyhow::Context;
-    let limits = DbLimits::from_env(env)?;
-    let url = match DbLocation::from_env(env)? {
-        DbLocation::Url(url) => url,
-        DbLocation::Parts {
-            host,
-            port,
-            name,
-            user,
-            password_parameter,
-        } => {
-            let password = match secrets {
-                Some(secrets) => secrets.get(&password_parameter).await?,
-                None => {
-                    crate::aws::SecretCache::from_sdk(&crate::aws::sdk_config().await)
-                        .get(&password_parameter)
-                        .await?
-                }
-            };
-            url_from_parts(&host, port, &name, &user, password.expose())
+/// A function's database: built at cold start without any I/O, connected on first use.
+///
+/// Cold start does only what it must: read the settings and build the lazy pool. The
+/// password (an SSM SecureString when there is no `DATABASE_URL`) is read on the first
+/// [`Database::pool`] call and the connection is opened by the first query, so a
+/// transient SSM or database failure is a 503 / retryable error of that request, not a
+/// failed init (which Lambda reports as `Runtime.InitError`, an API Gateway 502 without a
+/// `StandardError` body, and retries on the next request anyway). The numbers that
+/// decided it are in docs/benchmarks.md ("Cold start: what runs before the first
+/// `next`").
+pub struct Database {
+    pool: tokio::sync::OnceCell<PgPool>,
+    deferred: Option<Deferred>,
+}
+
+/// What the first [`Database::pool`] call needs when the password is in SSM.
+struct Deferred {
+    limits: DbLimits,
+    host: String,
+    port: u16,
+    name: String,
+    user: String,
+    password_parameter: String,
+    secrets: Option<crate::aws::SecretCache>,
+}
+
+impl Database {
+    /// Reads the settings; no I/O. A function that reads other secrets passes its
+    /// `SecretCache` (one SSM client and cache per container); the others pass `None` and
+    /// the SDK is loaded only if the password has to come from SSM.
+    pub fn from_env(
+        env: &Env<'_>,
+        secrets: Option<&crate::aws::SecretCache>,
+    ) -> anyhow::Result<Self> {
+        use anyhow::Context;
+        let limits = DbLimits::from_env(env)?;
+        match DbLocation::from_env(env)? {
+            DbLocation::Url(url) => Ok(Self::ready(
+                lazy_pool(&url, limits).context("DATABASE_URL is not a valid PostgreSQL URL")?,
+            )),
+            DbLocation::Parts {
+                host,
+                port,
+                name,
+                user,
+                password_parameter,
+            } => Ok(Self {
+                pool: tokio::sync::OnceCell::new(),
+                deferred: Some(Deferred {
+                    limits,
+                    host,
+                    port,
+                    name,
+                    user,
+                    password_parameter,
+                    secrets: secrets.cloned(),
+                }),
+            }),
         }
-    };
-    lazy_pool(&url, limits).context("DATABASE_URL is not a valid PostgreSQL URL")
+    }
+
+    /// A database whose pool already exists (tests, tools).
+    pub fn ready(pool: PgPool) -> Self {
+        Self {
+            pool: tokio::sync::OnceCell::new_with(Some(pool)),
+            deferred: None,
+        }
+    }
+
+    /// The pool, after reading the password on the first call. An SSM failure is a
+    /// `sqlx::Error::Io` ("database password unavailable"): the database is out of reach,
+    /// so [`is_unavailable`] holds and callers answer 503 / retry as for a refused
+    /// connection. The error names the parameter, never a value.
+    pub async fn pool(&self) -> Result<&PgPool, sqlx::Error> {
+        // Boxed: the SDK's config loader is a deep future, and every handler that awaits
+        // the pool would otherwise carry its layout.
+        type Init<'a> = std::pin::Pin<
+            Box<dyn std::future::Future<Output = Result<PgPool, sqlx::Error>> + Send + 'a>,
+        >;
+        self.pool
+            .get_or_try_init(|| -> Init<'_> {
+                Box::pin(async {
+                    let d = self
+                        .deferred
+                        .as_ref()
+                        .ok_or_else(|| sqlx::Error::Configuration("no database settings".into()))?;
+                    let password = match &d.secrets {
+                        Some(secrets) => secrets.get(&d.password_parameter).await,
+                        None => {
+                            crate::aws::SecretCache::from_sdk(&crate::aws::sdk_config().await)
+                                .get(&d.password_parameter)
+                                .await
+                        }
+                    }
+                    .map_err(|e| {
+                        sqlx::Error::Io(std::io::Error::other(format!(
+                            "database password unavailable: {e:#}"
+                        )))
+                    })?;
+                    let url = url_from_parts(&d.host, d.port, &d.name, &d.user, password.expose());
+                    lazy_pool(&url, d.limits)
+                })
+            })
+            .await
+    }
+}
+
+impl From<PgPool> for Database {
+    fn from(pool: PgPool) -> Self {
+        Self::ready(pool)
+    }
 }
 
 /// The one setting for how long one database step may take, connecting included:

@@ -142,6 +142,58 @@ impl CursorKeySource {
 }
 
 /// Mints and checks cursors with one key.
+/// A feed's cursor signer, keyed on first use: the key may be an SSM SecureString, read
+/// then (not during init) for the reasons given on `shared::db::Database`.
+pub struct Cursors {
+    signer: tokio::sync::OnceCell<CursorSigner>,
+    source: Option<(String, SecretCache)>,
+}
+
+impl Cursors {
+    /// No I/O: a key in the environment is checked now; a parameter name is kept for later.
+    pub fn from_env(env: &Env<'_>, secrets: &SecretCache) -> Result<Self, ConfigError> {
+        Ok(match CursorKeySource::from_env(env)? {
+            CursorKeySource::Value(key) => CursorSigner::new(&key)?.into(),
+            CursorKeySource::Parameter(name) => Self {
+                signer: tokio::sync::OnceCell::new(),
+                source: Some((name, secrets.clone())),
+            },
+        })
+    }
+
+    /// The signer, reading its key on the first call. SSM out of reach is a 503; a key in
+    /// SSM too short to sign with is a deployment error (500, logged, never echoed).
+    pub async fn signer(&self) -> Result<&CursorSigner, ApiError> {
+        // Boxed for the same reason as `Database::pool`: the SSM call is a deep future.
+        type Init<'a> = std::pin::Pin<
+            Box<dyn std::future::Future<Output = Result<CursorSigner, ApiError>> + Send + 'a>,
+        >;
+        self.signer
+            .get_or_try_init(|| -> Init<'_> {
+                Box::pin(async {
+                    let (name, secrets) = self.source.as_ref().ok_or_else(|| {
+                        ApiError::Unexpected(anyhow::anyhow!("no cursor key source"))
+                    })?;
+                    let key = secrets.get(name).await.map_err(|e| {
+                        tracing::warn!(error = format!("{e:#}"), "cursor key unavailable");
+                        ApiError::Unavailable("cursor signing key unavailable".into())
+                    })?;
+                    CursorSigner::new(&key).map_err(|e| ApiError::Unexpected(e.into()))
+                })
+            })
+            .await
+    }
+}
+
+impl From<CursorSigner> for Cursors {
+    fn from(signer: CursorSigner) -> Self {
+        Self {
+            signer: tokio::sync::OnceCell::new_with(Some(signer)),
+            source: None,
+        }
+    }
+}
+
 #[derive(Clone)]
 pub struct CursorSigner {
     /// Keyed once at cold start; each cursor clones it (no re-keying per request).
@@ -166,15 +218,6 @@ impl CursorSigner {
         Ok(Self {
             mac: HmacSha256::new_from_slice(&bytes).expect("HMAC accepts keys of any size"),
         })
-    }
-
-    /// The cold-start path: the key from the environment, or from SSM through `secrets`.
-    pub async fn from_env(env: &Env<'_>, secrets: &SecretCache) -> anyhow::Result<Self> {
-        let key = match CursorKeySource::from_env(env)? {
-            CursorKeySource::Value(key) => key,
-            CursorKeySource::Parameter(name) => secrets.get(&name).await?,
-        };
-        Ok(Self::new(&key)?)
     }
 
     fn tag(&self, scope: &CursorScope, key: &[u8]) -> HmacSha256 {

@@ -193,9 +193,9 @@ async fn run(a: &Args, url: &str) -> Result<()> {
 
     let signer = CursorSigner::new(&Secret::new(CURSOR_KEY.into()))?;
     let deps = Deps {
-        pool: pool.clone(),
+        db: pool.clone().into(),
         s3: s3_client(&sdk_config().await),
-        cursors: signer.clone(),
+        cursors: signer.clone().into(),
         settings: Settings {
             bucket: "bench".into(),
             download_ttl: Duration::from_secs(300),

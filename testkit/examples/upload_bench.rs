@@ -126,7 +126,7 @@ async fn completion_throughput(concurrency: usize) {
         event.records.push(r);
     }
     let deps = complete::Deps {
-        pool: db.pool.clone(),
+        db: std::sync::Arc::new(db.pool.clone().into()),
         s3: s3.clone(),
         settings: CompleteSettings {
             bucket: bucket.clone(),

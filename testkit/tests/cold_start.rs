@@ -1,10 +1,11 @@
-//! What a database-backed function does at cold start, against the dev services: the
-//! password comes from an SSM SecureString when there is no `DATABASE_URL`, read through
-//! the function's own `SecretCache` when it passes one.
+//! What a database-backed function does at cold start, against the dev services: nothing
+//! that leaves the process. The password comes from an SSM SecureString when there is no
+//! `DATABASE_URL`, read on first use through the function's own `SecretCache` when it
+//! passes one; an SSM outage then is that request's 503, not a failed init.
 
 use encache_shared::aws::{SecretCache, sdk_config};
 use encache_shared::config::Env;
-use encache_shared::db::pool_from_env;
+use encache_shared::db::Database;
 use encache_testkit::TestDb;
 
 #[tokio::test]
@@ -42,14 +43,17 @@ async fn the_pool_reads_its_password_from_ssm_through_the_functions_cache() {
 
     // when the pool is built with the function's cache, and without one
     let secrets = SecretCache::from_sdk(&sdk);
-    let shared = pool_from_env(&env, Some(&secrets)).await.expect("a pool");
-    let own = pool_from_env(&env, None).await.expect("a pool");
+    let shared = Database::from_env(&env, Some(&secrets)).expect("settings");
+    let own = Database::from_env(&env, None).expect("settings");
 
-    // then both connect, and the function's cache now holds the password: deleting the
-    // parameter does not matter to it (no second SSM read in this container)
-    for pool in [&shared, &own] {
+    // then nothing is read until the first use (cold start does no I/O): the cache is empty
+    assert!(secrets.cached(&name).await.is_none(), "read during init");
+
+    // and on first use both connect, and the function's cache now holds the password:
+    // deleting the parameter does not matter to it (no second SSM read in this container)
+    for database in [&shared, &own] {
         let one: i32 = sqlx::query_scalar("SELECT 1")
-            .fetch_one(pool)
+            .fetch_one(database.pool().await.expect("the password from SSM"))
             .await
             .expect("the pool connects");
         assert_eq!(one, 1);

@@ -37,7 +37,7 @@ use settings::TriggerSettings;
 /// What a database-backed trigger (post-confirmation, pre-token-generation) needs, built
 /// once per container; each trigger's module names its settings.
 pub struct TriggerDeps {
-    pub pool: sqlx::PgPool,
+    pub db: encache_shared::db::Database,
     pub settings: TriggerSettings,
 }
 
@@ -48,7 +48,7 @@ impl TriggerDeps {
         let env = Env::new(&ProcessEnv);
         Ok(Self {
             settings: settings(&env)?,
-            pool: encache_shared::db::pool_from_env(&env, None).await?,
+            db: encache_shared::db::Database::from_env(&env, None)?,
         })
     }
 }

@@ -8,12 +8,11 @@ use aws_lambda_events::apigw::{ApiGatewayV2httpRequest, ApiGatewayV2httpResponse
 use aws_lambda_events::http::HeaderValue;
 use encache_shared::ApiError;
 use encache_shared::config::{Env, ProcessEnv};
-use encache_shared::db::{self, bounded};
+use encache_shared::db::{Database, bounded};
 use encache_shared::http::{Caller, REQUEST_ID_HEADER, error_response, request_id, respond};
 use encache_shared::{aws, users};
 use lambda_runtime::{Error, LambdaEvent};
 use serde::Serialize;
-use sqlx::PgPool;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
@@ -26,7 +25,7 @@ pub const DELETE_ROUTE: &str = "DELETE /v1/me";
 
 /// What the handler needs, built once per container.
 pub struct Deps {
-    pub pool: PgPool,
+    pub db: Database,
     pub s3: aws_sdk_s3::Client,
     pub settings: MeSettings,
 }
@@ -37,7 +36,7 @@ impl Deps {
         let settings = MeSettings::from_env(&env)?;
         let sdk = aws::sdk_config().await;
         Ok(Self {
-            pool: db::pool_from_env(&env, Some(&aws::SecretCache::from_sdk(&sdk))).await?,
+            db: Database::from_env(&env, Some(&aws::SecretCache::from_sdk(&sdk)))?,
             s3: aws::s3_client(&sdk),
             settings,
         })
@@ -104,10 +103,9 @@ fn no_content(request_id: Option<&str>) -> ApiGatewayV2httpResponse {
 /// `GET /v1/me`.
 async fn profile(req: &ApiGatewayV2httpRequest, deps: &Deps) -> Result<Profile, ApiError> {
     let caller = Caller::from_request(req)?;
-    let user = bounded(
-        deps.settings.db_timeout,
-        users::for_caller(&deps.pool, &caller),
-    )
+    let user = bounded(deps.settings.db_timeout, async {
+        users::for_caller(deps.db.pool().await?, &caller).await
+    })
     .await?
     .ok_or_else(|| {
         // An access token carries no email, and the row needs one.

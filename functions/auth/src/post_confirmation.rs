@@ -46,10 +46,9 @@ async fn provision(
     let email = Email::parse(event::attribute(attributes, "email")?)
         .map_err(|e| TriggerError::invalid(format!("request.userAttributes.email: {e}")))?;
 
-    let provisioned = within(
-        deps.settings.db_timeout,
-        users::upsert(&deps.pool, sub, &email),
-    )
+    let provisioned = within(deps.settings.db_timeout, async {
+        users::upsert(deps.db.pool().await?, sub, &email).await
+    })
     .await?;
     tracing::info!(
         trigger_source = ?event.cognito_event_user_pools_header.trigger_source,

@@ -93,7 +93,7 @@ async fn customise(
     let mut event: CognitoEventUserPoolsPreTokenGenV2 = event::parse(raw, TRIGGER_SOURCES)?;
     let sub = event::sub(&event.request.user_attributes)?.to_owned();
 
-    let lookup = users::find_by_sub(&deps.pool, &sub);
+    let lookup = async { users::find_by_sub(deps.db.pool().await?, &sub).await };
     let claims = match within(deps.settings.db_timeout, lookup).await {
         Ok(Some(user)) => HashMap::from([
             (USER_ID_CLAIM.to_owned(), Value::String(user.id.to_string())),

@@ -139,7 +139,7 @@ async fn the_crates_pre_sign_up_fixture_is_refused_for_its_placeholder_email_and
 async fn the_crates_post_confirmation_fixture_needs_a_sub_and_then_provisions_one_row() {
     let db = TestDb::new().await;
     let deps = post_confirmation::Deps {
-        pool: db.pool.clone(),
+        db: db.pool.clone().into(),
         settings: TriggerSettings {
             db_timeout: Duration::from_secs(2),
         },
@@ -177,7 +177,7 @@ async fn the_crates_v2_incoming_fixture_gets_claims_and_its_groups_and_roles_bac
     let mut event = pretokengen_v2_incoming_fixture();
     event["request"]["userAttributes"]["sub"] = json!(sub);
     let deps = pre_token_generation::Deps {
-        pool: db.pool.clone(),
+        db: db.pool.clone().into(),
         settings: TriggerSettings {
             db_timeout: Duration::from_secs(1),
         },

@@ -41,7 +41,7 @@ fn claims(req: &mut ApiGatewayV2httpRequest) -> &mut std::collections::HashMap<S
 async fn me_returns_the_profile_post_confirmation_provisioned() {
     let db = TestDb::new().await;
     let confirmation = post_confirmation::Deps {
-        pool: db.pool.clone(),
+        db: db.pool.clone().into(),
         settings: TriggerSettings {
             db_timeout: Duration::from_secs(2),
         },

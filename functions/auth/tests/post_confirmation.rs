@@ -19,7 +19,7 @@ const SUB: &str = "6c1f0d2e-8a4b-4f37-9d51-2b7e9c0a4f18";
 
 fn deps(pool: &PgPool) -> Deps {
     Deps {
-        pool: pool.clone(),
+        db: pool.clone().into(),
         settings: TriggerSettings {
             db_timeout: Duration::from_millis(2500),
         },

@@ -42,11 +42,12 @@ pub async fn list_conversations(
 ) -> Result<Page<ConversationItem>, ApiError> {
     let caller = Caller::from_request(req)?;
     let scope = CursorScope::new(LIST_ROUTE, &caller.sub);
-    let page = PageRequest::from_query(req, &deps.cursors, &scope)?;
-    let rows = bounded(
-        deps.settings.db_timeout,
-        store::conversations_page(&deps.pool, &caller.sub, page),
-    )
+    // The first request reads the cursor key and the database password here, side by side.
+    let cursors = deps.ready().await?;
+    let page = PageRequest::from_query(req, cursors, &scope)?;
+    let rows = bounded(deps.settings.db_timeout, async {
+        store::conversations_page(deps.db.pool().await?, &caller.sub, page).await
+    })
     .await?;
     Ok(Page::from_rows(
         rows,
@@ -55,7 +56,7 @@ pub async fn list_conversations(
             time: c.last_activity_at,
             id: c.id,
         },
-        &deps.cursors,
+        cursors,
         &scope,
     ))
 }
@@ -84,10 +85,9 @@ pub async fn create_conversation(
             "must not contain control characters",
         ));
     }
-    let created = bounded(
-        deps.settings.db_timeout,
-        store::insert_conversation(&deps.pool, &caller.sub, title),
-    )
+    let created = bounded(deps.settings.db_timeout, async {
+        store::insert_conversation(deps.db.pool().await?, &caller.sub, title).await
+    })
     .await?;
     created.ok_or_else(|| ApiError::Conflict {
         code: "account_not_ready".into(),

@@ -61,11 +61,12 @@ pub async fn list_messages(
     let caller = Caller::from_request(req)?;
     let conversation = path_uuid(req, "id")?;
     let scope = CursorScope::new(MESSAGES_ROUTE, &caller.sub).filter("conversation", conversation);
-    let page = PageRequest::from_query(req, &deps.cursors, &scope)?;
-    let rows = bounded(
-        deps.settings.db_timeout,
-        store::messages_page(&deps.pool, conversation, &caller.sub, page),
-    )
+    // The first request reads the cursor key and the database password here, side by side.
+    let cursors = deps.ready().await?;
+    let page = PageRequest::from_query(req, cursors, &scope)?;
+    let rows = bounded(deps.settings.db_timeout, async {
+        store::messages_page(deps.db.pool().await?, conversation, &caller.sub, page).await
+    })
     .await?
     .ok_or_else(|| ApiError::not_found("conversation"))?;
     Ok(Page::from_rows(
@@ -75,7 +76,7 @@ pub async fn list_messages(
             time: m.created_at,
             id: m.id,
         },
-        &deps.cursors,
+        cursors,
         &scope,
     ))
 }
@@ -111,17 +112,17 @@ pub async fn post_message(
         ));
     }
     let preview = preview(text);
-    let created = bounded(
-        deps.settings.db_timeout,
+    let created = bounded(deps.settings.db_timeout, async {
         store::insert_message(
-            &deps.pool,
+            deps.db.pool().await?,
             conversation,
             &caller.sub,
             &preview,
             body.role,
             text,
-        ),
-    )
+        )
+        .await
+    })
     .await?;
     created.ok_or_else(|| ApiError::not_found("conversation"))
 }

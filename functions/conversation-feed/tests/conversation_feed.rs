@@ -34,8 +34,8 @@ fn signer() -> CursorSigner {
 
 fn deps(pool: PgPool) -> Deps {
     Deps {
-        pool,
-        cursors: signer(),
+        db: pool.into(),
+        cursors: signer().into(),
         settings: Settings {
             db_timeout: Duration::from_secs(2),
         },

@@ -8,17 +8,16 @@ pub mod store;
 use aws_lambda_events::apigw::{ApiGatewayV2httpRequest, ApiGatewayV2httpResponse};
 use encache_shared::ApiError;
 use encache_shared::config::{Env, ProcessEnv};
-use encache_shared::db::{self, StepError};
+use encache_shared::db::{self, Database, StepError};
 use encache_shared::http::{request_id, respond};
 use lambda_runtime::{Error, LambdaEvent};
 use serde::Serialize;
-use sqlx::PgPool;
 
 pub use settings::Settings;
 
 /// What the handler needs, built once per container.
 pub struct Deps {
-    pub pool: PgPool,
+    pub db: Database,
     pub settings: Settings,
 }
 
@@ -26,8 +25,8 @@ impl Deps {
     pub async fn from_env() -> anyhow::Result<Self> {
         let env = Env::new(&ProcessEnv);
         let settings = Settings::from_env(&env)?;
-        let pool = db::pool_from_env(&env, None).await?;
-        Ok(Self { pool, settings })
+        let db = Database::from_env(&env, None)?;
+        Ok(Self { db, settings })
     }
 }
 
@@ -55,7 +54,11 @@ pub async fn handle(
 
 /// Any failure of the probe is a 503: health reports reachability, not a server error.
 async fn check_database(deps: &Deps) -> Result<(), ApiError> {
-    match db::within(deps.settings.db_timeout, store::ping(&deps.pool)).await {
+    match db::within(deps.settings.db_timeout, async {
+        store::ping(deps.db.pool().await?).await
+    })
+    .await
+    {
         Ok(()) => Ok(()),
         Err(StepError::Failed(e)) => {
             tracing::warn!(error = %e, "health probe failed");

@@ -11,7 +11,7 @@ use encache_testkit::{
 
 fn deps(pool: sqlx::PgPool) -> Deps {
     Deps {
-        pool,
+        db: pool.into(),
         settings: Settings {
             db_timeout: Duration::from_millis(1500),
         },
@@ -66,4 +66,39 @@ async fn health_times_out_a_database_that_accepts_but_never_answers() {
         "took {:?}",
         started.elapsed()
     );
+}
+
+#[tokio::test]
+async fn init_reads_nothing_and_an_unreadable_password_is_the_first_requests_503() {
+    // given the AWS shape of the settings (password in SSM) and a parameter that does not
+    // exist: what an SSM outage or a missing grant looks like to the function
+    let missing = format!(
+        "/encache/test/missing-{}-{:?}/db/password",
+        std::process::id(),
+        Instant::now()
+    )
+    .replace([' ', '.', '{', '}', ':'], "");
+    let source = encache_shared::config::pairs(&[
+        ("DB_HOST", "127.0.0.1"),
+        ("DB_NAME", "encache"),
+        ("DB_USER", "app"),
+        ("DB_PASSWORD_PARAMETER", &missing),
+    ]);
+    let env = encache_shared::config::Env::new(&source);
+
+    // when the container starts, init succeeds without calling anything
+    let db = encache_shared::db::Database::from_env(&env, None).expect("settings only");
+    let deps = Deps {
+        db,
+        settings: Settings {
+            db_timeout: Duration::from_millis(1500),
+        },
+    };
+
+    // then the request that needs the database is a 503 StandardError naming no secret
+    let event: ApiGatewayV2httpRequest = sample_event("health-get.json");
+    let resp = handle(&deps, lambda_event(event)).await.unwrap();
+    let (status, body) = status_and_json(&resp);
+    assert_standard_error(status, &body, 503, "service_unavailable");
+    assert!(!body.to_string().contains(&missing), "{body}");
 }

@@ -16,11 +16,10 @@ use aws_lambda_events::apigw::{ApiGatewayV2httpRequest, ApiGatewayV2httpResponse
 use encache_shared::ApiError;
 use encache_shared::aws::{SecretCache, s3_client, sdk_config};
 use encache_shared::config::{Env, ProcessEnv};
-use encache_shared::db;
+use encache_shared::db::Database;
 use encache_shared::http::{error_response, request_id, respond};
-use encache_shared::pagination::CursorSigner;
+use encache_shared::pagination::{CursorSigner, Cursors};
 use lambda_runtime::{Error, LambdaEvent};
-use sqlx::PgPool;
 
 pub use memories::{FeedFilter, MemoryDetail, MemoryItem, STATUSES, get, list};
 pub use settings::Settings;
@@ -30,9 +29,9 @@ pub const GET_ROUTE: &str = "GET /v1/memories/{id}";
 
 /// What the handler needs, built once per container.
 pub struct Deps {
-    pub pool: PgPool,
+    pub db: Database,
     pub s3: aws_sdk_s3::Client,
-    pub cursors: CursorSigner,
+    pub cursors: Cursors,
     pub settings: Settings,
 }
 
@@ -41,18 +40,24 @@ impl Deps {
         let env = Env::new(&ProcessEnv);
         let settings = Settings::from_env(&env)?;
         let sdk = sdk_config().await;
-        // One SSM client for both secrets, read side by side.
+        // One SSM client and cache for both secrets, read on the first request.
         let secrets = SecretCache::from_sdk(&sdk);
-        let (cursors, pool) = tokio::try_join!(
-            CursorSigner::from_env(&env, &secrets),
-            db::pool_from_env(&env, Some(&secrets))
-        )?;
         Ok(Self {
-            pool,
+            db: Database::from_env(&env, Some(&secrets))?,
             s3: s3_client(&sdk),
-            cursors,
+            cursors: Cursors::from_env(&env, &secrets)?,
             settings,
         })
+    }
+
+    /// The first request's secrets side by side (the cursor key and, when it is in SSM,
+    /// the database password): one SSM round trip of latency instead of two. Cached
+    /// after that, so every later call returns at once.
+    pub async fn ready(&self) -> Result<&CursorSigner, ApiError> {
+        let (signer, _) = tokio::try_join!(self.cursors.signer(), async {
+            self.db.pool().await.map_err(ApiError::from)
+        })?;
+        Ok(signer)
     }
 }
 

@@ -119,11 +119,12 @@ pub async fn list(
     let caller = Caller::from_request(req)?;
     let filter = FeedFilter::from_query(req)?;
     let scope = filter.scope(&caller.sub);
-    let page = PageRequest::from_query(req, &deps.cursors, &scope)?;
-    let rows = bounded(
-        deps.settings.db_timeout,
-        store::fetch_page(&deps.pool, &caller.sub, &filter, page),
-    )
+    // The first request reads the cursor key and the database password here, side by side.
+    let cursors = deps.ready().await?;
+    let page = PageRequest::from_query(req, cursors, &scope)?;
+    let rows = bounded(deps.settings.db_timeout, async {
+        store::fetch_page(deps.db.pool().await?, &caller.sub, &filter, page).await
+    })
     .await?;
     Ok(Page::from_rows(
         rows,
@@ -132,7 +133,7 @@ pub async fn list(
             time: m.created_at,
             id: m.id,
         },
-        &deps.cursors,
+        cursors,
         &scope,
     ))
 }
@@ -141,10 +142,9 @@ pub async fn list(
 pub async fn get(req: &ApiGatewayV2httpRequest, deps: &Deps) -> Result<MemoryDetail, ApiError> {
     let caller = Caller::from_request(req)?;
     let id = path_uuid(req, "id")?;
-    let row = bounded(
-        deps.settings.db_timeout,
-        store::fetch_memory(&deps.pool, id, &caller.sub),
-    )
+    let row = bounded(deps.settings.db_timeout, async {
+        store::fetch_memory(deps.db.pool().await?, id, &caller.sub).await
+    })
     .await?
     .ok_or_else(|| ApiError::not_found("memory"))?;
 

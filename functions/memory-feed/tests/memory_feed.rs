@@ -30,9 +30,9 @@ fn signer() -> CursorSigner {
 async fn deps(pool: PgPool) -> Deps {
     let sdk = sdk_config().await;
     Deps {
-        pool,
+        db: pool.into(),
         s3: s3_client(&sdk),
-        cursors: signer(),
+        cursors: signer().into(),
         settings: Settings {
             bucket: BUCKET.into(),
             download_ttl: Duration::from_secs(300),

@@ -60,9 +60,12 @@ impl Deps {
     /// A database that cannot be set up is the handler's to report (a FAILED answer),
     /// not an init error that CloudFormation would wait an hour on.
     pub async fn from_env() -> anyhow::Result<Self> {
-        let database = db::pool_from_env(&Env::new(&ProcessEnv), None)
-            .await
-            .map_err(|e| format!("{e:#}"));
+        // Read eagerly here: a deploy waits on this function anyway, and its handler
+        // reports a setup failure as FAILED instead of letting init fail.
+        let database = match db::Database::from_env(&Env::new(&ProcessEnv), None) {
+            Ok(database) => database.pool().await.cloned().map_err(|e| e.to_string()),
+            Err(e) => Err(format!("{e:#}")),
+        };
         Ok(Self::new(database)?)
     }
 }

@@ -8,12 +8,11 @@ use anyhow::Context;
 use aws_lambda_events::apigw::{ApiGatewayV2httpRequest, ApiGatewayV2httpResponse};
 use aws_sdk_s3::presigning::{PresignedRequest, PresigningConfig};
 use encache_shared::config::{Env, ProcessEnv};
-use encache_shared::db::{self, bounded};
+use encache_shared::db::{Database, bounded};
 use encache_shared::http::{Caller, json_body, request_id, respond};
 use encache_shared::{ApiError, aws, users};
 use lambda_runtime::{Error, LambdaEvent};
 use serde::{Deserialize, Serialize};
-use sqlx::PgPool;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
@@ -23,7 +22,7 @@ use crate::store::{self, NewMemory};
 
 /// What the API needs, built once per container.
 pub struct Deps {
-    pub pool: PgPool,
+    pub db: Database,
     pub s3: aws_sdk_s3::Client,
     pub settings: ApiSettings,
 }
@@ -34,7 +33,7 @@ impl Deps {
         let settings = ApiSettings::from_env(&env)?;
         let sdk = aws::sdk_config().await;
         Ok(Self {
-            pool: db::pool_from_env(&env, Some(&aws::SecretCache::from_sdk(&sdk))).await?,
+            db: Database::from_env(&env, Some(&aws::SecretCache::from_sdk(&sdk)))?,
             s3: aws::s3_client(&sdk),
             settings,
         })
@@ -99,7 +98,7 @@ pub async fn create_upload(
     deps: &Deps,
     now: SystemTime,
 ) -> Result<UploadTicket, ApiError> {
-    let Deps { pool, s3, settings } = deps;
+    let Deps { db, s3, settings } = deps;
     let caller = Caller::from_request(req)?;
     let declared = validate(json_body::<CreateUpload>(req)?, settings)?;
 
@@ -109,7 +108,7 @@ pub async fn create_upload(
 
     // The caller's row, created from the token's claims on first sight exactly as
     // post-confirmation and GET /v1/me create it (the same normalised email).
-    let user_id = bounded(settings.db_timeout, users::for_caller(pool, &caller))
+    let user_id = bounded(settings.db_timeout, async { users::for_caller(db.pool().await?, &caller).await })
         .await?
         .map(|user| user.id)
         .ok_or_else(|| {
@@ -142,7 +141,10 @@ pub async fn create_upload(
         captured_at: declared.captured_at,
         upload_expires_at: expires_at,
     };
-    bounded(settings.db_timeout, store::insert_pending(pool, &memory)).await?;
+    bounded(settings.db_timeout, async {
+        store::insert_pending(db.pool().await?, &memory).await
+    })
+    .await?;
     tracing::info!(%memory_id, %user_id, size_bytes = declared.size_bytes,
         content_type = %declared.content_type, "upload created");
 

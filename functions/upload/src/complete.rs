@@ -13,10 +13,9 @@ use aws_sdk_s3::error::{DisplayErrorContext, SdkError};
 use aws_sdk_s3::operation::head_object::HeadObjectOutput;
 use encache_shared::aws;
 use encache_shared::config::{Env, ProcessEnv};
-use encache_shared::db::{self, is_unavailable};
+use encache_shared::db::{Database, is_unavailable};
 use lambda_runtime::LambdaEvent;
 use serde::Serialize;
-use sqlx::PgPool;
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use tracing::Instrument;
@@ -29,7 +28,8 @@ use crate::store::{self, StoredMemory, Verdict};
 
 /// What the completion handler needs, built once per container.
 pub struct Deps {
-    pub pool: PgPool,
+    /// Shared with each record's task.
+    pub db: Arc<Database>,
     pub s3: aws_sdk_s3::Client,
     pub settings: CompleteSettings,
 }
@@ -40,7 +40,10 @@ impl Deps {
         let settings = CompleteSettings::from_env(&env)?;
         let sdk = aws::sdk_config().await;
         Ok(Self {
-            pool: db::pool_from_env(&env, Some(&aws::SecretCache::from_sdk(&sdk))).await?,
+            db: Arc::new(Database::from_env(
+                &env,
+                Some(&aws::SecretCache::from_sdk(&sdk)),
+            )?),
             s3: aws::s3_client(&sdk),
             settings,
         })
@@ -119,13 +122,13 @@ pub async fn handle(
 
 /// Processes every record, up to `settings.concurrency` at once, and reports each.
 pub async fn process(deps: &Deps, event: S3Event) -> CompletionReport {
-    let Deps { pool, s3, settings } = deps;
+    let Deps { db, s3, settings } = deps;
     let limit = Arc::new(Semaphore::new(settings.concurrency));
     let mut tasks = JoinSet::new();
     let total = event.records.len();
     for (index, record) in event.records.into_iter().enumerate() {
-        let (pool, s3, bucket, limit) = (
-            pool.clone(),
+        let (db, s3, bucket, limit) = (
+            db.clone(),
             s3.clone(),
             settings.bucket.clone(),
             limit.clone(),
@@ -135,7 +138,7 @@ pub async fn process(deps: &Deps, event: S3Event) -> CompletionReport {
         tasks.spawn(
             async move {
                 let _permit = limit.acquire_owned().await;
-                let result = process_record(&record, &pool, &s3, &bucket).await;
+                let result = process_record(&record, &db, &s3, &bucket).await;
                 log_result(&result);
                 (index, result)
             }
@@ -189,7 +192,7 @@ fn log_result(result: &RecordResult) {
 /// One record, start to finish. Never panics; every failure becomes an [`Outcome`].
 pub async fn process_record(
     record: &S3EventRecord,
-    pool: &PgPool,
+    db: &Database,
     s3: &aws_sdk_s3::Client,
     bucket: &str,
 ) -> RecordResult {
@@ -210,7 +213,7 @@ pub async fn process_record(
             },
         );
     };
-    let outcome = settle(record, &key, pool, s3, bucket).await;
+    let outcome = settle(record, &key, db, s3, bucket).await;
     result(Some(key), outcome.unwrap_or_else(|e| e))
 }
 
@@ -221,7 +224,7 @@ fn result(key: Option<String>, outcome: Outcome) -> RecordResult {
 async fn settle(
     record: &S3EventRecord,
     key: &str,
-    pool: &PgPool,
+    db: &Database,
     s3: &aws_sdk_s3::Client,
     bucket: &str,
 ) -> Result<Outcome, Outcome> {
@@ -241,6 +244,7 @@ async fn settle(
     }
     let sequencer = Sequencer::parse(record.s3.object.sequencer.as_deref());
 
+    let pool = db.pool().await.map_err(db_failure)?;
     let Some(memory) = store::find_by_key(pool, key).await.map_err(db_failure)? else {
         delete(s3, bucket, key).await?;
         return Ok(Outcome::Discarded {

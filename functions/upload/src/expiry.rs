@@ -6,10 +6,9 @@ use std::time::SystemTime;
 
 use aws_lambda_events::eventbridge::EventBridgeEvent;
 use encache_shared::config::{Env, ProcessEnv};
-use encache_shared::db;
+use encache_shared::db::Database;
 use lambda_runtime::LambdaEvent;
 use serde::Serialize;
-use sqlx::PgPool;
 use time::OffsetDateTime;
 
 pub use crate::error::SweepError;
@@ -18,7 +17,7 @@ use crate::store;
 
 /// What the sweep needs, built once per container.
 pub struct Deps {
-    pub pool: PgPool,
+    pub db: Database,
     pub settings: ExpirySettings,
 }
 
@@ -27,7 +26,7 @@ impl Deps {
         let env = Env::new(&ProcessEnv);
         Ok(Self {
             settings: ExpirySettings::from_env(&env)?,
-            pool: db::pool_from_env(&env, None).await?,
+            db: Database::from_env(&env, None)?,
         })
     }
 }
@@ -43,7 +42,12 @@ pub async fn handle(
     event: LambdaEvent<EventBridgeEvent>,
 ) -> Result<ExpiryReport, SweepError> {
     tracing::info!(rule = ?event.payload.resources, "expiry sweep started");
-    let report = sweep(&deps.pool, deps.settings, SystemTime::now()).await?;
+    let pool = deps
+        .db
+        .pool()
+        .await
+        .map_err(|source| SweepError { expired: 0, source })?;
+    let report = sweep(pool, deps.settings, SystemTime::now()).await?;
     tracing::info!(expired = report.expired, "expiry sweep finished");
     Ok(report)
 }
@@ -51,7 +55,7 @@ pub async fn handle(
 /// Expires, batch by batch, every pending memory whose window closed before
 /// `now - grace`.
 pub async fn sweep(
-    pool: &PgPool,
+    pool: &sqlx::PgPool,
     settings: ExpirySettings,
     now: SystemTime,
 ) -> Result<ExpiryReport, SweepError> {

@@ -25,7 +25,7 @@ const STORED_EMAIL: &str = "Ada@example.com";
 async fn upload(pool: &PgPool, email: &str) -> (i64, Value) {
     let sdk = encache_shared::aws::sdk_config().await;
     let deps = api::Deps {
-        pool: pool.clone(),
+        db: pool.clone().into(),
         s3: encache_shared::aws::s3_client(&sdk),
         settings: ApiSettings {
             bucket: "encache-test-uploads".into(),

@@ -55,7 +55,7 @@ impl World {
     /// The API's dependencies, on `pool` with `settings`.
     fn api_deps(&self, pool: &PgPool, settings: ApiSettings) -> api::Deps {
         api::Deps {
-            pool: pool.clone(),
+            db: pool.clone().into(),
             s3: self.s3.clone(),
             settings,
         }
@@ -64,7 +64,7 @@ impl World {
     /// The completion handler's dependencies, on `pool`.
     fn complete_deps(&self, pool: &PgPool) -> complete::Deps {
         complete::Deps {
-            pool: pool.clone(),
+            db: std::sync::Arc::new(pool.clone().into()),
             s3: self.s3.clone(),
             settings: self.complete_settings(),
         }
@@ -741,7 +741,7 @@ async fn the_sweep_expires_overdue_uploads_and_a_late_object_is_then_deleted() {
     };
 
     let deps = expiry::Deps {
-        pool: w.db.pool.clone(),
+        db: w.db.pool.clone().into(),
         settings,
     };
     let report = expiry::handle(

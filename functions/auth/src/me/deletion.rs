@@ -33,20 +33,28 @@ pub const MAX_KEYS_PER_REQUEST: usize = 1000;
 pub async fn delete_account(req: &ApiGatewayV2httpRequest, deps: &Deps) -> Result<(), ApiError> {
     let caller = Caller::from_request(req)?;
     let limit = deps.settings.db_timeout;
-    let Some(user) = bounded(limit, users::find_by_sub(&deps.pool, &caller.sub)).await? else {
+    let Some(user) = bounded(limit, async {
+        users::find_by_sub(deps.db.pool().await?, &caller.sub).await
+    })
+    .await?
+    else {
         tracing::info!(cognito_sub = %caller.sub, "no account data to delete");
         return Ok(());
     };
     let mut objects_deleted = 0;
     let result = async {
         loop {
-            let keys = bounded(
-                limit,
-                store::memory_keys(&deps.pool, user.id, MAX_KEYS_PER_REQUEST as i64),
-            )
+            let keys = bounded(limit, async {
+                store::memory_keys(deps.db.pool().await?, user.id, MAX_KEYS_PER_REQUEST as i64)
+                    .await
+            })
             .await?;
             if keys.is_empty() {
-                match bounded(limit, store::delete_without_memories(&deps.pool, user.id)).await? {
+                match bounded(limit, async {
+                    store::delete_without_memories(deps.db.pool().await?, user.id).await
+                })
+                .await?
+                {
                     Removal::Deleted | Removal::AlreadyGone => return Ok(()),
                     // An upload raced the deletion: its object goes in the next round.
                     Removal::MemoriesLeft => continue,
@@ -54,7 +62,10 @@ pub async fn delete_account(req: &ApiGatewayV2httpRequest, deps: &Deps) -> Resul
             }
             delete_objects(&deps.s3, &deps.settings.bucket, &keys).await?;
             objects_deleted += keys.len();
-            bounded(limit, store::forget_memories(&deps.pool, user.id, &keys)).await?;
+            bounded(limit, async {
+                store::forget_memories(deps.db.pool().await?, user.id, &keys).await
+            })
+            .await?;
         }
     }
     .await;

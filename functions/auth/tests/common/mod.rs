@@ -45,7 +45,7 @@ pub async fn user_count(pool: &PgPool) -> i64 {
 pub async fn me_deps(pool: &PgPool, bucket: &str, db_timeout: Duration) -> Deps {
     let sdk = encache_shared::aws::sdk_config().await;
     Deps {
-        pool: pool.clone(),
+        db: pool.clone().into(),
         s3: encache_shared::aws::s3_client(&sdk),
         settings: MeSettings {
             db_timeout,
