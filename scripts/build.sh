@@ -2,7 +2,8 @@
 # Packages every function: `sam build` with BuildMethod rust-cargolambda (arm64, cross
 # compiled with cargo-lambda + zig from PyPI), producing .aws-sam/build/<Fn>/bootstrap.
 # Used by scripts/deploy.sh; scripts/test.sh runs it only with ENCACHE_SAM_BUILD=1
-# (it compiles the whole workspace in release mode for aarch64).
+# (it compiles the whole workspace in release mode for aarch64). Fails when a function's
+# zip is over its budget (scripts/zip-budgets.txt, scripts/zip_sizes.py).
 #   scripts/build.sh [extra sam build args...]
 set -euo pipefail
 # shellcheck source=lib/common.sh
@@ -30,3 +31,5 @@ for d in .aws-sam/build/*/; do
 done
 [ "$missing" -eq 0 ] || die "some functions have no bootstrap"
 log "built $(find .aws-sam/build -name bootstrap | wc -l) bootstraps in $((SECONDS - started))s"
+# The size budget (scripts/zip-budgets.txt): what Lambda downloads at every cold start.
+python3 scripts/zip_sizes.py --check .aws-sam/build || die "a function's zip is over its budget (see above)"

@@ -36,6 +36,10 @@ pub struct BenchArgs {
     /// watch`'s `http://127.0.0.1:9000/lambda-url/encache-local-fixture-fn/hello`).
     #[arg(long)]
     pub compare_url: Option<String>,
+    /// `sam build`'s output (arm64 bootstraps) for the zip column; `scripts/build.sh`
+    /// writes it. Without it the column says so.
+    #[arg(long, default_value = ".aws-sam/build")]
+    pub sam_build_dir: std::path::PathBuf,
 }
 
 pub async fn run(stack: &Stack, options: &BenchArgs) -> anyhow::Result<ExitCode> {
@@ -69,12 +73,14 @@ pub async fn run(stack: &Stack, options: &BenchArgs) -> anyhow::Result<ExitCode>
             .unwrap_or(Path::new("."))
             .join("events"),
     )?;
+    let root = stack.config.template.parent().unwrap_or(Path::new("."));
+    let zips = zip_sizes(root, &options.sam_build_dir);
     println!(
-        "| function | binary | event | cold init (spawn → first next) | × hello | first invocation | × hello | warm p50 | warm p99 | errors / {n} warm | peak RSS after {n} warm |",
+        "| function | binary | event | arm64 zip (budget) | cold init (spawn → first next) | × hello | first invocation | × hello | warm p50 | warm p99 | errors / {n} warm | peak RSS after {n} warm |",
         n = options.warm
     );
-    println!("|---|---|---|---|---|---|---|---|---|---|---|");
-    row("hello world", HELLO, "echo", &base, &base, &base_warm);
+    println!("|---|---|---|---|---|---|---|---|---|---|---|---|");
+    row("hello world", HELLO, "echo", "—", &base, &base, &base_warm);
     for (id, f) in &stack.template.functions {
         let mut spec = match stack.function_spec(id) {
             Ok(s) => s,
@@ -101,7 +107,10 @@ pub async fn run(stack: &Stack, options: &BenchArgs) -> anyhow::Result<ExitCode>
         };
         let c = cold(&spec, &payload, options.cold_runs).await?;
         let w = warm(&spec, &payload, options.warm).await?;
-        row(id, &f.binary, &event, &c, &base, &w);
+        let zip = zips
+            .get(id.as_str())
+            .map_or("not built (scripts/build.sh)", String::as_str);
+        row(id, &f.binary, &event, zip, &c, &base, &w);
     }
     gateway_latency(
         &hello,
@@ -113,9 +122,43 @@ pub async fn run(stack: &Stack, options: &BenchArgs) -> anyhow::Result<ExitCode>
     Ok(ExitCode::SUCCESS)
 }
 
-fn row(name: &str, binary: &str, event: &str, c: &Cold, base: &Cold, w: &Warm) {
+/// Each function's deployment zip, measured by the same script `scripts/build.sh` checks
+/// budgets with (`scripts/zip_sizes.py --tsv`): "2.41 MiB (3 MiB)".
+fn zip_sizes(root: &Path, build_dir: &Path) -> std::collections::HashMap<String, String> {
+    let dir = root.join(build_dir);
+    let out = std::process::Command::new("python3")
+        .arg(root.join("scripts/zip_sizes.py"))
+        .arg("--tsv")
+        .arg(&dir)
+        .output();
+    let text = match out {
+        Ok(o) if o.status.success() => String::from_utf8_lossy(&o.stdout).into_owned(),
+        Ok(o) => {
+            eprintln!("zip sizes: {}", String::from_utf8_lossy(&o.stderr).trim());
+            return Default::default();
+        }
+        Err(e) => {
+            eprintln!("zip sizes: python3: {e}");
+            return Default::default();
+        }
+    };
+    let mib = |b: &str| b.parse::<f64>().unwrap_or(0.0) / 1_048_576.0;
+    text.lines()
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split('\t').collect();
+            (f.len() == 4).then(|| {
+                (
+                    f[0].to_owned(),
+                    format!("{:.2} MiB ({:.0} MiB)", mib(f[2]), mib(f[3])),
+                )
+            })
+        })
+        .collect()
+}
+
+fn row(name: &str, binary: &str, event: &str, zip: &str, c: &Cold, base: &Cold, w: &Warm) {
     println!(
-        "| {name} | {binary} | {event} | {:.1} ms | {:.2} | {:.1} ms | {:.2} | {:.2} ms | {:.2} ms | {} | {} |",
+        "| {name} | {binary} | {event} | {zip} | {:.1} ms | {:.2} | {:.1} ms | {:.2} | {:.2} ms | {:.2} ms | {} | {} |",
         ms(c.init),
         ms(c.init) / ms(base.init).max(0.001),
         ms(c.first),
