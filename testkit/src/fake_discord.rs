@@ -222,6 +222,19 @@ pub fn validate(m: &Value) -> Vec<String> {
         let footer = chars(e.pointer("/footer/text"));
         let author = chars(e.pointer("/author/name"));
         p.extend(over("title", title, 256));
+        // Discord reads `timestamp` as ISO 8601 and refuses the message otherwise; the
+        // strict RFC 3339 profile is what every sender here must produce.
+        if let Some(t) = e.get("timestamp") {
+            let ok = t.as_str().is_some_and(|t| {
+                time::OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339)
+                    .is_ok()
+            });
+            if !ok {
+                p.push(format!(
+                    "embeds.{i}.timestamp: Could not interpret \"{t}\" as a timestamp."
+                ));
+            }
+        }
         p.extend(over("description", description, 4096));
         p.extend(over("footer.text", footer, 2048));
         p.extend(over("author.name", author, 256));

@@ -345,9 +345,11 @@ impl AnomalyAlert {
     }
 }
 
-/// What one SNS cost message turned out to be.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// What one SNS message turned out to be: a cost alert, a CloudWatch alarm state change
+/// (the alarm topic), or neither (forwarded as it came).
+#[derive(Debug, Clone, PartialEq)]
 pub enum CostMessage {
+    Alarm(crate::alarm::AlarmChange),
     Budget(BudgetAlert),
     Anomaly(AnomalyAlert),
     Unrecognised {
@@ -358,6 +360,9 @@ pub enum CostMessage {
 
 impl CostMessage {
     pub fn classify(subject: Option<&str>, message: &str) -> Self {
+        if let Some(a) = crate::alarm::AlarmChange::parse(message) {
+            return Self::Alarm(a);
+        }
         if let Some(a) = AnomalyAlert::parse(message) {
             return Self::Anomaly(a);
         }

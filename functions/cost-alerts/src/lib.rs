@@ -1,5 +1,6 @@
-//! The cost-alert forwarder: AWS Budgets and Cost Anomaly Detection alerts (via SNS) and
-//! a daily digest (via an EventBridge schedule) posted to a Discord webhook.
+//! The alert forwarder: AWS Budgets and Cost Anomaly Detection alerts and CloudWatch
+//! alarm state changes (via SNS), and a daily digest (via an EventBridge schedule), posted
+//! to a Discord webhook.
 //!
 //! One binary takes both event shapes. Everything that can fail (parsing, enrichment,
 //! the webhook secret, building the embed) happens before the post; after a successful
@@ -7,11 +8,12 @@
 //! retried) once Discord has it.
 //!
 //! Rooms: [`settings`], [`error`], and [`Deps`] + [`handle`] here; the domain: [`alert`]
-//! (what a cost message says), [`budgets`] (the Budgets API), [`render`] and [`embed`]
+//! (what a cost message says), [`alarm`] (what an alarm notification says), [`budgets`] (the Budgets API), [`render`] and [`embed`]
 //! (the Discord embed within its limits), [`discord`] (posting, rate limits, retries).
 //! No `store`: the function owns no storage (the webhook URL is read through the shared
 //! SSM secret cache).
 
+pub mod alarm;
 pub mod alert;
 pub mod budgets;
 pub mod discord;
@@ -201,6 +203,11 @@ pub async fn forward_alert(
         return Ok(false);
     }
     let message = CostMessage::classify(sns.subject.as_deref(), &sns.message);
+    // An alarm state change is one delivery whatever SNS message carries it.
+    let delivery_id = match &message {
+        CostMessage::Alarm(change) => change.dedupe_key(),
+        _ => sns.message_id.clone(),
+    };
     let topic_account = account_from_arn(&sns.topic_arn);
     let mut origin = Origin {
         message_id: sns.message_id.clone(),
@@ -208,6 +215,16 @@ pub async fn forward_alert(
         timestamp: Some(sns.timestamp.to_rfc3339()),
     };
     let embed = match &message {
+        CostMessage::Alarm(change) => {
+            origin.account_id = change.account_id.clone().or(topic_account);
+            tracing::info!(
+                kind = "alarm",
+                alarm = %change.name,
+                state = change.new_state.label(),
+                "alarm state change parsed"
+            );
+            render::alarm_embed(change, &origin)
+        }
         CostMessage::Budget(alert) => {
             let account = alert
                 .account_id
@@ -251,8 +268,13 @@ pub async fn forward_alert(
             render::unrecognised_embed(subject.as_deref(), text, &origin)
         }
     };
-    let message = WebhookMessage::single(embed, deps.settings.mention_role_id.as_deref());
-    deps.deliver(&sns.message_id, &message, deadline).await
+    // The role is mentioned for what needs someone: an alarm going off, a cost alert.
+    let mention = match &message {
+        CostMessage::Alarm(change) if change.new_state != alarm::AlarmState::Alarm => None,
+        _ => deps.settings.mention_role_id.as_deref(),
+    };
+    let message = WebhookMessage::single(embed, mention);
+    deps.deliver(&delivery_id, &message, deadline).await
 }
 
 /// The daily digest: every budget of the account in one embed.

@@ -1,7 +1,8 @@
-//! Cost messages and budget summaries as Discord embeds.
+//! Cost messages, alarm state changes and budget summaries as Discord embeds.
 
 use rust_decimal::Decimal;
 
+use crate::alarm::{AlarmChange, AlarmState};
 use crate::alert::{AlertType, AnomalyAlert, BudgetAlert, display_amount, share_percent};
 use crate::budgets::{BudgetDetails, Enrichment};
 use crate::embed::{Embed, Field, Footer, Severity, truncate};
@@ -210,13 +211,62 @@ pub fn anomaly_embed(a: &AnomalyAlert, origin: &Origin) -> Embed {
     }
 }
 
+/// A CloudWatch alarm state change: red for ALARM, green for OK, yellow for
+/// INSUFFICIENT_DATA; the reason, what it watches and the threshold, and a console link.
+pub fn alarm_embed(a: &AlarmChange, origin: &Origin) -> Embed {
+    let severity = match a.new_state {
+        AlarmState::Alarm => Severity::Critical,
+        AlarmState::Ok => Severity::Ok,
+        AlarmState::InsufficientData => Severity::Warning,
+        AlarmState::Other(_) => Severity::Info,
+    };
+    let mut description = a.reason.clone().unwrap_or_default();
+    if let Some(d) = &a.description {
+        description = format!("{}\n\n{description}", truncate(d, 1000));
+    }
+    let mut fields = Vec::new();
+    let transition = match &a.old_state {
+        Some(old) => format!("{} → {}", old.label(), a.new_state.label()),
+        None => a.new_state.label().to_owned(),
+    };
+    fields.push(Field::new("State", transition, true));
+    if let Some(t) = &a.trigger {
+        if let Some(metric) = t.metric() {
+            fields.push(Field::new("Metric", truncate(&metric, 1000), false));
+        }
+        if let Some(condition) = t.condition() {
+            fields.push(Field::new("Threshold", condition, true));
+        }
+        if let Some(missing) = &t.treat_missing_data {
+            fields.push(Field::new("Missing data", missing.clone(), true));
+        }
+    }
+    if let Some(rule) = &a.rule {
+        fields.push(Field::new("Rule", truncate(rule, 1000), false));
+    }
+    if let Some(region) = a.region() {
+        fields.push(Field::new("Region", region, true));
+    }
+    let mut embed = Embed {
+        title: truncate(&format!("{}: {}", a.new_state.label(), a.name), 256),
+        description: truncate(&description, 2000),
+        url: Some(a.console_url()),
+        color: severity.colour(),
+        fields,
+        footer: footer(origin),
+        timestamp: a.timestamp().or_else(|| origin.timestamp.clone()),
+    };
+    embed.fit();
+    embed
+}
+
 /// A short plain notice for a message we could not read: never dropped, never long.
 pub fn unrecognised_embed(subject: Option<&str>, text: &str, origin: &Origin) -> Embed {
     let excerpt = truncate(text.trim(), 500).replace("```", "'''");
     Embed {
-        title: truncate(subject.unwrap_or("Unrecognised cost notification"), 200),
+        title: truncate(subject.unwrap_or("Unrecognised notification"), 200),
         description: format!(
-            "A cost notification arrived in a format this forwarder does not recognise:\n```\n{excerpt}\n```"
+            "A notification arrived in a format this forwarder does not recognise (as it came):\n```\n{excerpt}\n```"
         ),
         url: Some(BUDGETS_CONSOLE.into()),
         color: Severity::Info.colour(),

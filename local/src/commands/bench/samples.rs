@@ -212,7 +212,7 @@ mod tests {
         // of their source, triggers theirs, and the custom resource's function is skipped
         let expected = [
             ("ConversationFeedFunction", "conversation-feed-list.json"),
-            ("CostAlertFunction", "cost-alert-anomaly-sns.json"),
+            ("CostAlertFunction", "alarm-sns-alarm.json"),
             ("HealthFunction", "health-get.json"),
             ("MeFunction", "me-get.json"),
             ("MemoryFeedFunction", "memory-feed-list.json"),
