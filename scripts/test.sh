@@ -59,6 +59,8 @@ step fmt cargo fmt --all -- --check
 # Every crate lists only the dependencies it uses; one HTTP/TLS stack, no SSO clients.
 step machete cargo machete
 step deps scripts/check-deps.sh
+# Every function, queue and the API has its alarms (scripts/operations.py --check).
+step operations "$ENCACHE_VENV/bin/python" scripts/operations.py --check
 step clippy env SQLX_OFFLINE=true cargo clippy --workspace --all-targets --locked -- -D warnings
 step sqlx-data scripts/sqlx-data.sh check
 step actionlint "$ENCACHE_VENV/bin/actionlint" .github/workflows/ci.yml
