@@ -275,6 +275,45 @@ def dashboard(widgets: list[dict], queues: list[str], apis: list[str]) -> list[s
     return lines
 
 
+# Logs Insights queries, saved in the console under encache-{env}/ (docs/operations.md).
+# Every function logs JSON with its name and the request id in `span` (shared::telemetry)
+# and one `request` line per HTTP request (shared::http::logged).
+QUERIES = {
+    "ErrorsByFunctionQuery": ("errors-by-function", [
+        "fields @timestamp, span.function as function, level, message",
+        "| filter level = 'ERROR' or level = 'WARN'",
+        "| stats count(*) as lines by function, level",
+        "| sort lines desc",
+    ]),
+    "SlowestRequestsQuery": ("slowest-requests", [
+        "fields @timestamp, route, status, duration_ms, user_id, span.request_id as request_id",
+        "| filter message = 'request'",
+        "| sort duration_ms desc",
+        "| limit 50",
+    ]),
+    "UserRequestsQuery": ("a-users-requests", [
+        "fields @timestamp, route, status, duration_ms, span.request_id as request_id",
+        "| filter message = 'request' and user_id = 'COGNITO-SUB-HERE'",
+        "| sort @timestamp desc",
+        "| limit 200",
+    ]),
+}
+
+
+def saved_queries():
+    for logical_id, (name, query) in QUERIES.items():
+        yield logical_id, [
+            f"  {logical_id}:",
+            "    Type: AWS::Logs::QueryDefinition",
+            "    Properties:",
+            f"      Name: !Sub encache-${{Env}}/{name}",
+            "      LogGroupNames: [!Ref FunctionLogGroup]",
+            "      QueryString: |",
+            *[f"        {line}" for line in query],
+            "",
+        ]
+
+
 def replace_block(text: str, begin: str, end: str, body: list[str], where: str) -> str:
     block = "\n".join([begin, *body, end])
     if begin in text:
@@ -297,6 +336,9 @@ def main(argv: list[str]) -> int:
     apis = [k for k, v in resources.items() if v.get("Type") == "AWS::Serverless::HttpApi"]
     lines += dashboard(widgets, queues, apis)
     owned.append("  OperationsDashboard: infra-and-deployment")
+    for logical_id, block in saved_queries():
+        lines += block
+        owned.append(f"  {logical_id}: infra-and-deployment")
     while lines and lines[-1] == "":
         lines.pop()
     new_template = replace_block(template_text, BEGIN, END, lines, "\nOutputs:\n")

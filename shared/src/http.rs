@@ -167,6 +167,34 @@ pub fn json_response<T: Serialize>(
     resp
 }
 
+/// Runs one request and logs its one access line: the route, the status, the duration and
+/// the caller's Cognito `sub` (never a token, a header or a body). Every HTTP function's
+/// `handle` wraps its work in it; "slowest requests" and "a user's requests" in
+/// docs/operations.md query these lines.
+pub async fn logged<F>(req: &ApiGatewayV2httpRequest, handling: F) -> ApiGatewayV2httpResponse
+where
+    F: std::future::Future<Output = ApiGatewayV2httpResponse>,
+{
+    let started = std::time::Instant::now();
+    let resp = handling.await;
+    let user = req
+        .request_context
+        .authorizer
+        .as_ref()
+        .and_then(|a| a.jwt.as_ref())
+        .and_then(|jwt| jwt.claims.get("sub"))
+        .map(String::as_str)
+        .unwrap_or("-");
+    tracing::info!(
+        route = req.route_key.as_deref().unwrap_or("-"),
+        status = resp.status_code,
+        duration_ms = started.elapsed().as_secs_f64() * 1000.0,
+        user_id = user,
+        "request"
+    );
+    resp
+}
+
 /// Turns a handler's result into the gateway response, logging the error once.
 pub fn respond<T: Serialize>(
     result: Result<(u16, T), ApiError>,

@@ -10,6 +10,7 @@
 //!   the S3 client (feature `s3`).
 //! - `outbound` (feature `outbound`): what calls out over HTTP share (reqwest).
 //! - [`tls`]: one root store per process for the SDK and reqwest (the system bundle, read once).
+//! - [`metrics`]: business metrics as CloudWatch Embedded Metric Format lines.
 //! - [`telemetry`]: `tracing` set up the way Lambda expects.
 //! - `users` (feature `db`): the caller → `users` row and the email normalisation, for auth and upload.
 
@@ -19,6 +20,7 @@ pub mod config;
 pub mod db;
 pub mod error;
 pub mod http;
+pub mod metrics;
 #[cfg(feature = "outbound")]
 pub mod outbound;
 #[cfg(feature = "pagination")]

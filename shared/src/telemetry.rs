@@ -6,6 +6,8 @@
 //! field matching needs the regex engine, which every function would link for a feature
 //! none of them uses (docs/benchmarks.md, "Packaging").
 
+use tracing::Instrument;
+use tracing::instrument::Instrumented;
 use tracing_subscriber::filter::{LevelFilter, Targets};
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
@@ -24,6 +26,22 @@ pub fn filter(lambda_level: Option<&str>, rust_log: Option<&str>) -> Targets {
             .map_or(info, |l| Targets::new().with_default(l)),
         None => rust_log.and_then(|s| s.parse().ok()).unwrap_or(info),
     }
+}
+
+/// Runs one invocation inside a span naming the function and the request id, so every
+/// line it logs carries both (all functions share one log group; the saved Logs Insights
+/// queries group by `span.function`). Each `main` wraps its handler:
+/// `run(service_fn(|event| telemetry::traced(event, |e| handle(&deps, e))))`.
+pub fn traced<T, F, Fut>(event: lambda_runtime::LambdaEvent<T>, handle: F) -> Instrumented<Fut>
+where
+    F: FnOnce(lambda_runtime::LambdaEvent<T>) -> Fut,
+{
+    let span = tracing::info_span!(
+        "invocation",
+        function = %event.context.env_config.function_name,
+        request_id = %event.context.request_id,
+    );
+    handle(event).instrument(span)
 }
 
 /// Installs the global subscriber; a second call is a no-op.

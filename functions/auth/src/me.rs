@@ -9,7 +9,9 @@ use aws_lambda_events::http::HeaderValue;
 use encache_shared::ApiError;
 use encache_shared::config::{Env, ProcessEnv};
 use encache_shared::db::{Database, bounded};
-use encache_shared::http::{Caller, REQUEST_ID_HEADER, error_response, request_id, respond};
+use encache_shared::http::{
+    Caller, REQUEST_ID_HEADER, error_response, logged, request_id, respond,
+};
 use encache_shared::{aws, users};
 use lambda_runtime::{Error, LambdaEvent};
 use serde::Serialize;
@@ -80,14 +82,17 @@ pub async fn handle(
 ) -> Result<ApiGatewayV2httpResponse, Error> {
     let req = &event.payload;
     let rid = request_id(req);
-    Ok(match Route::of(req) {
-        Some(Route::Get) => respond(profile(req, deps).await.map(|p| (200, p)), rid),
-        Some(Route::Delete) => match deletion::delete_account(req, deps).await {
-            Ok(()) => no_content(rid),
-            Err(e) => error_response(&e, rid),
-        },
-        None => error_response(&ApiError::not_found("route"), rid),
+    Ok(logged(req, async {
+        match Route::of(req) {
+            Some(Route::Get) => respond(profile(req, deps).await.map(|p| (200, p)), rid),
+            Some(Route::Delete) => match deletion::delete_account(req, deps).await {
+                Ok(()) => no_content(rid),
+                Err(e) => error_response(&e, rid),
+            },
+            None => error_response(&ApiError::not_found("route"), rid),
+        }
     })
+    .await)
 }
 
 /// 204, no body; the request id echoed back as on every other response.

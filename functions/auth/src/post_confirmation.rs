@@ -57,5 +57,8 @@ async fn provision(
         created = provisioned.created,
         "user provisioned"
     );
+    if provisioned.created {
+        encache_shared::metrics::count("sign_ups", 1, &[]);
+    }
     Ok(event)
 }

@@ -19,7 +19,7 @@ use encache_shared::ApiError;
 use encache_shared::aws::{SecretCache, sdk_config};
 use encache_shared::config::{Env, ProcessEnv};
 use encache_shared::db::Database;
-use encache_shared::http::{error_response, request_id, respond};
+use encache_shared::http::{error_response, logged, request_id, respond};
 use encache_shared::pagination::{CursorSigner, Cursors};
 use lambda_runtime::{Error, LambdaEvent};
 
@@ -92,15 +92,22 @@ pub async fn handle(
 ) -> Result<ApiGatewayV2httpResponse, Error> {
     let req = &event.payload;
     let rid = request_id(req);
-    Ok(match Route::of(req) {
-        Some(Route::ListConversations) => {
-            respond(list_conversations(req, deps).await.map(|p| (200, p)), rid)
+    Ok(logged(req, async {
+        match Route::of(req) {
+            Some(Route::ListConversations) => {
+                respond(list_conversations(req, deps).await.map(|p| (200, p)), rid)
+            }
+            Some(Route::CreateConversation) => {
+                respond(create_conversation(req, deps).await.map(|c| (201, c)), rid)
+            }
+            Some(Route::ListMessages) => {
+                respond(list_messages(req, deps).await.map(|p| (200, p)), rid)
+            }
+            Some(Route::PostMessage) => {
+                respond(post_message(req, deps).await.map(|m| (201, m)), rid)
+            }
+            None => error_response(&ApiError::not_found("route"), rid),
         }
-        Some(Route::CreateConversation) => {
-            respond(create_conversation(req, deps).await.map(|c| (201, c)), rid)
-        }
-        Some(Route::ListMessages) => respond(list_messages(req, deps).await.map(|p| (200, p)), rid),
-        Some(Route::PostMessage) => respond(post_message(req, deps).await.map(|m| (201, m)), rid),
-        None => error_response(&ApiError::not_found("route"), rid),
     })
+    .await)
 }

@@ -139,6 +139,12 @@ impl Deps {
         // Past this point nothing may fail: Discord has the message.
         self.delivered.lock().await.insert(id.to_owned());
         tracing::info!(message_id = %id, "delivered to Discord");
+        let kind = id
+            .split(':')
+            .next()
+            .filter(|k| *k == "alarm" || *k == "digest")
+            .unwrap_or("cost");
+        encache_shared::metrics::count("alerts_forwarded", 1, &[("kind", kind)]);
         Ok(true)
     }
 }

@@ -9,7 +9,7 @@ use aws_lambda_events::apigw::{ApiGatewayV2httpRequest, ApiGatewayV2httpResponse
 use encache_shared::ApiError;
 use encache_shared::config::{Env, ProcessEnv};
 use encache_shared::db::{self, Database, StepError};
-use encache_shared::http::{request_id, respond};
+use encache_shared::http::{logged, request_id, respond};
 use lambda_runtime::{Error, LambdaEvent};
 use serde::Serialize;
 
@@ -40,16 +40,20 @@ pub async fn handle(
     deps: &Deps,
     event: LambdaEvent<ApiGatewayV2httpRequest>,
 ) -> Result<ApiGatewayV2httpResponse, Error> {
-    let result = check_database(deps).await.map(|()| {
-        (
-            200,
-            HealthBody {
-                status: "ok",
-                db: "ok",
-            },
-        )
-    });
-    Ok(respond(result, request_id(&event.payload)))
+    let req = &event.payload;
+    Ok(logged(req, async {
+        let result = check_database(deps).await.map(|()| {
+            (
+                200,
+                HealthBody {
+                    status: "ok",
+                    db: "ok",
+                },
+            )
+        });
+        respond(result, request_id(req))
+    })
+    .await)
 }
 
 /// Any failure of the probe is a 503: health reports reachability, not a server error.

@@ -6,5 +6,8 @@ use lambda_runtime::{Error, run, service_fn};
 async fn main() -> Result<(), Error> {
     telemetry::init();
     let deps = Deps::from_env().await?;
-    run(service_fn(|event| handle(&deps, event))).await
+    run(service_fn(|event| {
+        telemetry::traced(event, |e| handle(&deps, e))
+    }))
+    .await
 }

@@ -17,7 +17,7 @@ use encache_shared::ApiError;
 use encache_shared::aws::{SecretCache, s3_client, sdk_config};
 use encache_shared::config::{Env, ProcessEnv};
 use encache_shared::db::Database;
-use encache_shared::http::{error_response, request_id, respond};
+use encache_shared::http::{error_response, logged, request_id, respond};
 use encache_shared::pagination::{CursorSigner, Cursors};
 use lambda_runtime::{Error, LambdaEvent};
 
@@ -85,9 +85,12 @@ pub async fn handle(
 ) -> Result<ApiGatewayV2httpResponse, Error> {
     let req = &event.payload;
     let rid = request_id(req);
-    Ok(match Route::of(req) {
-        Some(Route::List) => respond(list(req, deps).await.map(|page| (200, page)), rid),
-        Some(Route::Get) => respond(get(req, deps).await.map(|memory| (200, memory)), rid),
-        None => error_response(&ApiError::not_found("route"), rid),
+    Ok(logged(req, async {
+        match Route::of(req) {
+            Some(Route::List) => respond(list(req, deps).await.map(|page| (200, page)), rid),
+            Some(Route::Get) => respond(get(req, deps).await.map(|memory| (200, memory)), rid),
+            None => error_response(&ApiError::not_found("route"), rid),
+        }
     })
+    .await)
 }

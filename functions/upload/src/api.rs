@@ -9,7 +9,7 @@ use aws_lambda_events::apigw::{ApiGatewayV2httpRequest, ApiGatewayV2httpResponse
 use aws_sdk_s3::presigning::{PresignedRequest, PresigningConfig};
 use encache_shared::config::{Env, ProcessEnv};
 use encache_shared::db::{Database, bounded};
-use encache_shared::http::{Caller, json_body, request_id, respond};
+use encache_shared::http::{Caller, json_body, logged, request_id, respond};
 use encache_shared::{ApiError, aws, users};
 use lambda_runtime::{Error, LambdaEvent};
 use serde::{Deserialize, Serialize};
@@ -85,10 +85,13 @@ pub async fn handle(
     event: LambdaEvent<ApiGatewayV2httpRequest>,
 ) -> Result<ApiGatewayV2httpResponse, Error> {
     let req = &event.payload;
-    let result = create_upload(req, deps, SystemTime::now())
-        .await
-        .map(|ticket| (201, ticket));
-    Ok(respond(result, request_id(req)))
+    Ok(logged(req, async {
+        let result = create_upload(req, deps, SystemTime::now())
+            .await
+            .map(|ticket| (201, ticket));
+        respond(result, request_id(req))
+    })
+    .await)
 }
 
 /// The whole use case, with the clock passed in. Everything is validated and signed

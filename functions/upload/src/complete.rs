@@ -170,9 +170,13 @@ pub async fn process(deps: &Deps, event: S3Event) -> CompletionReport {
 fn log_result(result: &RecordResult) {
     let key = result.key.as_deref().unwrap_or("");
     match &result.outcome {
-        Outcome::Ready { memory_id } => tracing::info!(%memory_id, key, "upload completed"),
+        Outcome::Ready { memory_id } => {
+            tracing::info!(%memory_id, key, "upload completed");
+            encache_shared::metrics::count("uploads_completed", 1, &[]);
+        }
         Outcome::Failed { memory_id, reason } => {
-            tracing::warn!(%memory_id, key, reason, "upload rejected; object deleted")
+            tracing::warn!(%memory_id, key, reason, "upload rejected; object deleted");
+            encache_shared::metrics::count("uploads_failed", 1, &[("reason", reason)]);
         }
         Outcome::AlreadyApplied { memory_id } => {
             tracing::info!(%memory_id, key, "event already applied")
