@@ -14,7 +14,7 @@ cd "$ENCACHE_ROOT"
 
 sam_env # sam and cargo-lambda (with zig) first on PATH
 command -v cargo >/dev/null || die "cargo is required: install Rust with rustup"
-if command -v rustup >/dev/null && ! rustup target list --installed | grep -qx aarch64-unknown-linux-gnu; then
+if command -v rustup >/dev/null && ! grep -qx aarch64-unknown-linux-gnu <<<"$(rustup target list --installed)"; then
   log "adding the Rust target aarch64-unknown-linux-gnu"
   rustup target add aarch64-unknown-linux-gnu >/dev/null || die "rustup target add aarch64-unknown-linux-gnu failed"
 fi

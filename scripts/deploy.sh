@@ -106,7 +106,10 @@ if [ "$target" = rehearsal ]; then
   # A database of its own in the local PostgreSQL: what Terraform's existing-database
   # variant points the stack at (the emulator cannot run RDS).
   # The dev services stay up if they were already running (tests, a local stack).
-  if ! scripts/dev-services.sh status 2>/dev/null | grep -q '^postgres: running'; then
+  # Captured first: `status | grep -q` under pipefail fails whenever grep's early exit
+  # cuts status off (SIGPIPE), and the rehearsal then stopped services it only reused.
+  services_status="$(scripts/dev-services.sh status 2>/dev/null || true)"
+  if ! grep -q '^postgres: running' <<<"$services_status"; then
     teardown_steps+=("scripts/dev-services.sh down >/dev/null 2>&1")
   fi
   services_env="$(scripts/dev-services.sh up)" || die "the local PostgreSQL did not start (scripts/dev-services.sh up)"

@@ -37,8 +37,11 @@ summary() {
 
 # Services that were already running (a local stack uses them) are left running.
 started_services=1
-if scripts/dev-services.sh status 2>/dev/null | grep -q '^postgres: running' &&
-  scripts/dev-services.sh status 2>/dev/null | grep -q '^moto: running'; then
+# Captured first: `status | grep -q` under pipefail fails when grep's early exit cuts
+# status off (SIGPIPE), which made reused services look stopped.
+services_status="$(scripts/dev-services.sh status 2>/dev/null || true)"
+if grep -q '^postgres: running' <<<"$services_status" &&
+  grep -q '^moto: running' <<<"$services_status"; then
   started_services=0
 fi
 cleanup() {
