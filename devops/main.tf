@@ -285,6 +285,56 @@ locals {
   db_password = local.create_db ? ephemeral.aws_secretsmanager_random_password.db[0].random_password : var.db_password
 }
 
+# ================================================================== database alarms
+# CPU, free storage and connections of the database this module creates, notifying the
+# stack's alarm topic (AlarmTopicArn, read in the second pass like the trigger ARNs), so
+# they reach Discord with every other alarm. Thresholds and the runbook: docs/operations.md.
+data "aws_ssm_parameter" "alarm_topic" {
+  count = local.create_db && var.wire_auth_triggers ? 1 : 0
+  name  = "${local.param_prefix}stack/AlarmTopicArn"
+}
+
+locals {
+  db_alarms = local.create_db && var.wire_auth_triggers ? {
+    cpu = {
+      metric    = "CPUUtilization", statistic = "Average", comparison = "GreaterThanThreshold"
+      threshold = 80, periods = 3, missing = "missing"
+      about     = "CPU over 80 % for 15 minutes: slow queries or too much load for the instance class."
+    }
+    storage = {
+      metric    = "FreeStorageSpace", statistic = "Minimum", comparison = "LessThanThreshold"
+      threshold = var.db_allocated_storage_gb * 1073741824 / 10, periods = 1, missing = "missing"
+      about     = "Free storage under 10 % of the allocated size (storage autoscaling may be at its maximum)."
+    }
+    connections = {
+      metric    = "DatabaseConnections", statistic = "Maximum", comparison = "GreaterThanThreshold"
+      threshold = var.db_connections_alarm_threshold, periods = 2, missing = "missing"
+      about     = "Connections near max_connections: new function containers will fail to connect (503s)."
+    }
+  } : {}
+}
+
+resource "aws_cloudwatch_metric_alarm" "database" {
+  for_each = local.db_alarms
+
+  alarm_name          = "${local.name}-db-${each.key}"
+  alarm_description   = "${each.value.about} Runbook: docs/operations.md#database"
+  namespace           = "AWS/RDS"
+  metric_name         = each.value.metric
+  dimensions          = { DBInstanceIdentifier = aws_db_instance.main[0].identifier }
+  statistic           = each.value.statistic
+  period              = 300
+  evaluation_periods  = each.value.periods
+  datapoints_to_alarm = each.value.periods
+  comparison_operator = each.value.comparison
+  threshold           = each.value.threshold
+  # No data from a database is itself news: INSUFFICIENT_DATA is forwarded (yellow).
+  treat_missing_data = each.value.missing
+  alarm_actions      = [data.aws_ssm_parameter.alarm_topic[0].insecure_value]
+  ok_actions         = [data.aws_ssm_parameter.alarm_topic[0].insecure_value]
+  tags               = { "encache:plan" = "infra-and-deployment" }
+}
+
 # ================================================================== bastion
 data "aws_ssm_parameter" "bastion_ami" {
   count = var.enable_bastion && var.bastion_ami_id == "" ? 1 : 0
@@ -415,6 +465,6 @@ module "auth" {
   wire_triggers = var.wire_auth_triggers
   trigger_parameter_names = {
     for key, p in local.contract.read_from_stack :
-    p.output => "${local.param_prefix}${key}"
+    p.output => "${local.param_prefix}${key}" if endswith(p.output, "FunctionArn")
   }
 }

@@ -277,6 +277,12 @@ variable "ecr_force_delete" {
 }
 
 # ------------------------------------------------------------------ auth
+variable "db_connections_alarm_threshold" {
+  description = "DatabaseConnections above which the database alarm fires: about 80 % of max_connections (RDS PostgreSQL: DBInstanceClassMemory / 9531392, about 112 on db.t4g.micro)."
+  type        = number
+  default     = 90
+}
+
 variable "wire_auth_triggers" {
   description = "Second pass: wire the Cognito triggers to the functions whose ARNs the post-deploy sync wrote under /encache/{env}/stack/. False for the very first apply (the stack does not exist yet)."
   type        = bool
