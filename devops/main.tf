@@ -288,7 +288,8 @@ locals {
 # ================================================================== database alarms
 # CPU, free storage and connections of the database this module creates, notifying the
 # stack's alarm topic (AlarmTopicArn, read in the second pass like the trigger ARNs), so
-# they reach Discord with every other alarm. Thresholds and the runbook: docs/operations.md.
+# they reach Discord with every other alarm. The second pass needs the stack deployed and
+# synced first (scripts/deploy.sh runs it after both). Runbook: docs/operations.md.
 data "aws_ssm_parameter" "alarm_topic" {
   count = local.create_db && var.wire_auth_triggers ? 1 : 0
   name  = "${local.param_prefix}stack/AlarmTopicArn"
@@ -303,8 +304,8 @@ locals {
     }
     storage = {
       metric    = "FreeStorageSpace", statistic = "Minimum", comparison = "LessThanThreshold"
-      threshold = var.db_allocated_storage_gb * 1073741824 / 10, periods = 1, missing = "missing"
-      about     = "Free storage under 10 % of the allocated size (storage autoscaling may be at its maximum)."
+      threshold = var.db_free_storage_alarm_gb * 1073741824, periods = 2, missing = "missing"
+      about     = "Free storage under db_free_storage_alarm_gb for 10 minutes: storage autoscaling (which grows it at 10 % free) could not keep up or is at db_max_allocated_storage_gb."
     }
     connections = {
       metric    = "DatabaseConnections", statistic = "Maximum", comparison = "GreaterThanThreshold"
@@ -329,10 +330,11 @@ resource "aws_cloudwatch_metric_alarm" "database" {
   comparison_operator = each.value.comparison
   threshold           = each.value.threshold
   # No data from a database is itself news: INSUFFICIENT_DATA is forwarded (yellow).
-  treat_missing_data = each.value.missing
-  alarm_actions      = [data.aws_ssm_parameter.alarm_topic[0].insecure_value]
-  ok_actions         = [data.aws_ssm_parameter.alarm_topic[0].insecure_value]
-  tags               = { "encache:plan" = "infra-and-deployment" }
+  treat_missing_data        = each.value.missing
+  alarm_actions             = [data.aws_ssm_parameter.alarm_topic[0].insecure_value]
+  ok_actions                = [data.aws_ssm_parameter.alarm_topic[0].insecure_value]
+  insufficient_data_actions = [data.aws_ssm_parameter.alarm_topic[0].insecure_value]
+  tags                      = { "encache:plan" = "infra-and-deployment" }
 }
 
 # ================================================================== bastion

@@ -278,9 +278,15 @@ variable "ecr_force_delete" {
 
 # ------------------------------------------------------------------ auth
 variable "db_connections_alarm_threshold" {
-  description = "DatabaseConnections above which the database alarm fires: about 80 % of max_connections (RDS PostgreSQL: DBInstanceClassMemory / 9531392, about 112 on db.t4g.micro)."
+  description = "DatabaseConnections above which the database alarm fires: about 75 % of max_connections. RDS PostgreSQL's default is LEAST(DBInstanceClassMemory / 9531392, 5000), and DBInstanceClassMemory leaves out what the OS keeps: check with SHOW max_connections (about 80-87 on db.t4g.micro) and set this for the class in use."
   type        = number
-  default     = 90
+  default     = 60
+}
+
+variable "db_free_storage_alarm_gb" {
+  description = "Free storage (GiB) under which the database alarm fires; below the 10 % at which storage autoscaling grows the volume, so normal growth does not page."
+  type        = number
+  default     = 1
 }
 
 variable "wire_auth_triggers" {

