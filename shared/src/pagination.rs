@@ -185,6 +185,30 @@ impl Cursors {
     }
 }
 
+#[cfg(feature = "db")]
+impl Cursors {
+    /// A feed's first request: the cursor key and the database password (both may be SSM
+    /// reads) side by side, one round trip of latency instead of two, bounded by `limit` so
+    /// a hung SSM call is a 503, not a function timeout. Cached after that.
+    pub async fn ready_with(
+        &self,
+        db: &crate::db::Database,
+        limit: std::time::Duration,
+    ) -> Result<&CursorSigner, ApiError> {
+        let both = async {
+            tokio::try_join!(self.signer(), async {
+                db.pool().await.map_err(ApiError::from)
+            })
+        };
+        match tokio::time::timeout(limit, both).await {
+            Ok(result) => Ok(result?.0),
+            Err(_) => Err(ApiError::Unavailable(
+                "the feed's secrets did not load in time".into(),
+            )),
+        }
+    }
+}
+
 impl From<CursorSigner> for Cursors {
     fn from(signer: CursorSigner) -> Self {
         Self {

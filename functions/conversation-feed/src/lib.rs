@@ -53,22 +53,11 @@ impl Deps {
         })
     }
 
-    /// The first request's secrets side by side (the cursor key and, when it is in SSM,
-    /// the database password): one SSM round trip of latency instead of two. Cached
-    /// after that, so every later call returns at once.
-    /// Bounded by the database step's limit, so a hung SSM call is a 503, not a timeout.
+    /// The first request's secrets, side by side and bounded (`Cursors::ready_with`).
     pub async fn ready(&self) -> Result<&CursorSigner, ApiError> {
-        let both = async {
-            tokio::try_join!(self.cursors.signer(), async {
-                self.db.pool().await.map_err(ApiError::from)
-            })
-        };
-        match tokio::time::timeout(self.settings.db_timeout, both).await {
-            Ok(result) => Ok(result?.0),
-            Err(_) => Err(ApiError::Unavailable(
-                "the feed's secrets did not load in time".into(),
-            )),
-        }
+        self.cursors
+            .ready_with(&self.db, self.settings.db_timeout)
+            .await
     }
 }
 
