@@ -25,6 +25,7 @@ must_not_link=(
   "encache-upload reqwest hmac@0.12.1"
   "encache-auth reqwest hmac@0.12.1"
   "encache-migrate aws-sdk-s3 hmac@0.12.1"
+  "encache-deploy-hook sqlx-core aws-sdk-s3 reqwest hmac@0.12.1"
 )
 # and no function links the regex engine (tracing-subscriber's env-filter; see
 # shared/src/telemetry.rs): about 0.5 MiB of every bootstrap for nothing.

@@ -5,7 +5,7 @@
 # cause. Run by scripts/test.sh after the rehearsal itself (it reuses that run's build).
 #
 #   scripts/rehearsal-breaks.sh [CASE...]   cases: ssm-parameter stack-output migration
-#                                           newer-database trigger-wiring smoke
+#                                           newer-database pre-traffic trigger-wiring smoke
 set -uo pipefail
 # shellcheck source=lib/common.sh
 source "$(dirname "$0")/lib/common.sh"
@@ -49,6 +49,19 @@ SQL
 seed_newer-database() { echo "$copy/seed.sql"; }
 expect_newer-database() { echo '5/8 (stack|29991231000000'; }
 
+# A new version that cannot reach the database: the PreTraffic hook's health check gets
+# a 503, reports Failed, and the deploy stops before the alias moves.
+patch_pre-traffic() {
+  python3 - <<'PY'
+t = open("template.yaml").read()
+i = t.index("\n  HealthFunction:\n")
+j = t.index("DB_PORT: !Ref DbPort", i)
+t = t[:j] + 'DB_PORT: "1"' + t[j + len("DB_PORT: !Ref DbPort"):]
+open("template.yaml", "w").write(t)
+PY
+}
+expect_pre-traffic() { echo '5/8 (stack|"smoke check FAILED","route":"GET /v1/health"'; }
+
 patch_trigger-wiring() {
   sed -i 's|pre_sign_up       = lambda_config.value\["PreSignUpFunctionArn"\]|pre_sign_up       = lambda_config.value["PostConfirmationFunctionArn"]|' \
     devops/modules/auth/main.tf
@@ -68,7 +81,7 @@ PY
 expect_smoke() { echo '8/8 (smoke|conversation'; }
 
 cases=("$@")
-[ ${#cases[@]} -gt 0 ] || cases=(ssm-parameter stack-output migration newer-database trigger-wiring smoke)
+[ ${#cases[@]} -gt 0 ] || cases=(ssm-parameter stack-output migration newer-database pre-traffic trigger-wiring smoke)
 failed=0
 for c in "${cases[@]}"; do
   declare -F "patch_$c" >/dev/null || die "no such case: $c"

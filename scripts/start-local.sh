@@ -81,7 +81,7 @@ if [ "${START_LOCAL_SKIP_BUILD:-0}" != 1 ]; then
   log "building every function of $(basename "$ENCACHE_TEMPLATE") (the first build takes several minutes)"
   "$LOCAL_BIN" build || die "building the functions failed"
 fi
-log "provisioning the template's buckets, notifications, SSM parameters, custom resources (database migrations) and stack outputs"
+log "provisioning the template's buckets, notifications, SSM parameters, custom resources (database migrations), PreTraffic hooks and stack outputs"
 "$LOCAL_BIN" provision --api-url "http://$ENCACHE_API_ADDR" || die "provisioning the emulator failed"
 log "starting the API on http://$ENCACHE_API_ADDR (Ctrl-C stops it)"
 exec "$LOCAL_BIN" start --addr "$ENCACHE_API_ADDR"

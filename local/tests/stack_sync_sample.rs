@@ -154,6 +154,7 @@ async fn the_sample_event_syncs_the_local_stack_outputs_into_ssm() {
     run(encache_local(&dir).args([
         "provision",
         "--no-custom-resources",
+        "--no-traffic-hooks",
         "--api-url",
         "http://127.0.0.1:3999",
     ]));
@@ -168,7 +169,8 @@ async fn the_sample_event_syncs_the_local_stack_outputs_into_ssm() {
     assert_eq!(outputs["ApiUrl"], "http://127.0.0.1:3999");
     assert_eq!(
         outputs["PreSignUpFunctionArn"],
-        "arn:aws:lambda:us-east-1:123456789012:function:PreSignUpFunction"
+        "arn:aws:lambda:us-east-1:123456789012:function:PreSignUpFunction:live",
+        "a trigger output names the live alias (what a rollback moves)"
     );
 
     // when the unchanged sample event is invoked
@@ -193,6 +195,7 @@ async fn the_sample_event_syncs_the_local_stack_outputs_into_ssm() {
     run(encache_local(&dir).args([
         "provision",
         "--no-custom-resources",
+        "--no-traffic-hooks",
         "--api-url",
         "http://127.0.0.1:4000",
     ]));

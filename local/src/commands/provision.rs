@@ -11,6 +11,7 @@ use anyhow::Context;
 use clap::Args;
 
 use crate::emulators::cloudformation::{custom_resources, stand_in};
+use crate::emulators::codedeploy;
 use crate::emulators::event_sources::s3;
 use crate::env;
 use crate::stack::Stack;
@@ -23,6 +24,9 @@ pub struct ProvisionArgs {
     /// Do not run the template's custom resources (the database migrations).
     #[arg(long)]
     pub no_custom_resources: bool,
+    /// Do not run the PreTraffic hooks of the functions' deployment preferences.
+    #[arg(long)]
+    pub no_traffic_hooks: bool,
 }
 
 pub async fn run(stack: &Stack, args: &ProvisionArgs) -> anyhow::Result<ExitCode> {
@@ -38,14 +42,20 @@ pub async fn run(stack: &Stack, args: &ProvisionArgs) -> anyhow::Result<ExitCode
     if !args.no_custom_resources {
         custom_resources::run_all(stack, exists).await?;
     }
+    // Then, as CodeDeploy does before it moves a live alias: the PreTraffic hooks.
+    let hooks = if args.no_traffic_hooks {
+        0
+    } else {
+        codedeploy::run_all(stack).await?
+    };
     let outputs = stand_in::local_outputs(stack, &args.api_url)?;
     for (key, why) in &outputs.skipped {
         eprintln!("warning: output {key} is left out of the local stack: {why}");
     }
     let stack_id = stand_in::create_or_update(stack, &sdk, &outputs, exists).await?;
     eprintln!(
-        "==> provisioned {} bucket notification(s), {n} SSM parameter(s), stack {stack_id} \
-         with {} output(s)",
+        "==> provisioned {} bucket notification(s), {n} SSM parameter(s), {hooks} PreTraffic \
+         hook run(s), stack {stack_id} with {} output(s)",
         subs.len(),
         outputs.values.len()
     );

@@ -1,12 +1,14 @@
 //! The AWS services a local run stands in for, each as its own emulator: the Lambda
 //! Runtime API ([`runtime`]), the HTTP API with its JWT authorizer ([`gateway`]), the
 //! event sources ([`event_sources`]), the Cognito sign-up and sign-in flow ([`cognito`])
-//! and CloudFormation's custom resources and stack ([`cloudformation`]).
+//! CloudFormation's custom resources and stack ([`cloudformation`]) and CodeDeploy's
+//! PreTraffic hooks ([`codedeploy`]).
 //!
 //! [`start`] runs the runtime, the gateway and the event sources of a stack together:
 //! what `encache-local start` runs until a signal and what tests start in-process.
 
 pub mod cloudformation;
+pub mod codedeploy;
 pub mod cognito;
 pub mod event_sources;
 pub mod gateway;

@@ -22,8 +22,9 @@ pub fn referenced_ids(v: &Value) -> BTreeSet<String> {
     fn walk(v: &Value, out: &mut BTreeSet<String>) {
         match intrinsic(v) {
             Some(("Ref", arg)) => {
+                // `!Ref Fn.Alias` / `!Ref Fn.Version` (SAM) refer to the function.
                 if let Some(s) = arg.as_str() {
-                    out.insert(s.to_owned());
+                    out.insert(s.split('.').next().unwrap_or_default().to_owned());
                 }
             }
             Some(("GetAtt", arg)) => match arg {

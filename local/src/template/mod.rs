@@ -77,6 +77,10 @@ pub struct FunctionDef {
     pub log_format: Option<Value>,
     pub log_level: Option<Value>,
     pub events: Vec<EventDef>,
+    /// `AutoPublishAlias` (the function's or Globals'): what `!Ref <id>.Alias` names.
+    pub alias: Option<String>,
+    /// `DeploymentPreference.Hooks.PreTraffic`, raw (`!Ref` of the hook function).
+    pub pre_traffic_hook: Option<Value>,
     /// The resource's `Condition`, if any: a false one means the function does not exist.
     pub condition: Option<String>,
 }

@@ -173,6 +173,14 @@ fn parse_function(id: &str, body: &Value, globals: &Mapping) -> anyhow::Result<F
         log_format: logging.and_then(|l| l.get("LogFormat")).cloned(),
         log_level: logging.and_then(|l| l.get("ApplicationLogLevel")).cloned(),
         events,
+        alias: prop(props, globals, "AutoPublishAlias")
+            .and_then(Value::as_str)
+            .filter(|a| !a.is_empty())
+            .map(Into::into),
+        pre_traffic_hook: prop(props, globals, "DeploymentPreference")
+            .and_then(|d| d.get("Hooks"))
+            .and_then(|h| h.get("PreTraffic"))
+            .cloned(),
         condition: body
             .get("Condition")
             .and_then(Value::as_str)

@@ -10,6 +10,9 @@ use serde_yaml::Value;
 use super::intrinsics::{intrinsic, truthy};
 use super::{LOCAL_ACCOUNT_ID, Template};
 
+/// The one version a local function has (what `!Ref <Function>.Version` names).
+pub const LOCAL_VERSION: &str = "1";
+
 /// Why a value has no local meaning.
 #[derive(Debug, Clone, thiserror::Error)]
 #[error("{0}")]
@@ -119,6 +122,9 @@ impl<'t> Resolver<'t> {
         if self.template.parameters.contains_key(name) {
             return self.parameter(name);
         }
+        if let Some((id, attr)) = name.split_once('.') {
+            return self.function_qualifier(id, attr).map(Json::String);
+        }
         let res = self
             .template
             .resources
@@ -152,6 +158,55 @@ impl<'t> Resolver<'t> {
     /// A function's ARN, exactly as `!GetAtt <id>.Arn` resolves locally.
     pub fn function_arn(&self, logical_id: &str) -> Result<String, Unresolved> {
         self.get_att(logical_id, "Arn").map(|v| json_scalar(&v))
+    }
+
+    /// SAM's `!Ref <Function>.Alias` (the `AutoPublishAlias` ARN) and `.Version` (the
+    /// version it published). Locally a function has one version, `1`.
+    fn function_qualifier(&self, id: &str, attr: &str) -> Result<String, Unresolved> {
+        let f = self
+            .template
+            .functions
+            .get(id)
+            .ok_or_else(|| Unresolved(format!("!Ref {id}.{attr}: {id} is no function")))?;
+        let arn = self.function_arn(id)?;
+        match (attr, &f.alias) {
+            ("Alias", Some(alias)) => Ok(format!("{arn}:{alias}")),
+            ("Version", Some(_)) => Ok(format!("{arn}:{LOCAL_VERSION}")),
+            (_, None) => Err(Unresolved(format!(
+                "!Ref {id}.{attr}: {id} has no AutoPublishAlias"
+            ))),
+            _ => Err(Unresolved(format!("!Ref {id}.{attr}: no such attribute"))),
+        }
+    }
+
+    /// Every name Lambda's Invoke and the trigger configs accept for this function: its
+    /// name and ARN, each unqualified or qualified with its alias, the local version or
+    /// `$LATEST`.
+    pub fn function_names(&self, logical_id: &str) -> Vec<String> {
+        let (Ok(arn), Ok(physical)) = (
+            self.function_arn(logical_id),
+            self.physical_name(logical_id),
+        ) else {
+            return Vec::new();
+        };
+        let mut qualifiers = vec!["$LATEST".to_owned(), LOCAL_VERSION.to_owned()];
+        qualifiers.extend(
+            self.template
+                .functions
+                .get(logical_id)
+                .and_then(|f| f.alias.clone()),
+        );
+        let mut names = Vec::new();
+        for base in [arn, physical] {
+            names.extend(qualifiers.iter().map(|q| format!("{base}:{q}")));
+            names.push(base);
+        }
+        names
+    }
+
+    /// Does `name` (as [`Self::function_names`] lists them) name this function?
+    pub fn names_function(&self, logical_id: &str, name: &str) -> bool {
+        self.function_names(logical_id).iter().any(|n| n == name)
     }
 
     pub(super) fn get_att(&self, id: &str, attr: &str) -> Result<Json, Unresolved> {

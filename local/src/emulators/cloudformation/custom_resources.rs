@@ -56,7 +56,7 @@ pub fn custom_resources(stack: &Stack) -> anyhow::Result<Vec<CustomResource>> {
             .to_owned();
         let function = functions
             .iter()
-            .find(|f| resolver.function_arn(&f.logical_id).ok().as_deref() == Some(&token))
+            .find(|f| resolver.names_function(&f.logical_id, &token))
             .with_context(|| {
                 format!(
                     "custom resource {id}: its ServiceToken {token} is no function of this stack"

@@ -69,7 +69,7 @@ pub async fn wired_triggers(
         };
         functions
             .iter()
-            .find(|f| resolver.function_arn(&f.logical_id).ok().as_deref() == Some(arn))
+            .find(|f| resolver.names_function(&f.logical_id, arn))
             .map(|f| Some(f.logical_id.clone()))
             .with_context(|| {
                 format!("the user pool's {trigger} trigger is wired to {arn}, which is no function of this stack")
