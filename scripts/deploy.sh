@@ -15,6 +15,7 @@
 #                       triggers and uses the API, then is deleted with its data
 #
 #   scripts/deploy.sh dev|prod            a real deploy (AWS_PROFILE / AWS_REGION)
+#       ENCACHE_BUILD_ARTIFACT=x.tar.gz ENCACHE_BUILD_SHA256=hex: step 4 deploys that packed .aws-sam/build (CI's), sha256-checked, instead of building
 #   scripts/deploy.sh rehearsal [dev|prod]
 #       the same steps, in the same order, on this machine: a moto AWS emulator of its
 #       own, a database of its own in the local PostgreSQL (Terraform's existing-database
@@ -304,6 +305,20 @@ if [ "$target" = rehearsal ]; then
   export STACK_SYNC_CLI="$bin_dir/stack-sync-cli" ENCACHE_BIN_DIR="$bin_dir"
   # The local runtime runs the stack as this deploy configures it (no local env files).
   export ENCACHE_PARAMETER_OVERRIDES="$merged" ENCACHE_STACK_NAME="$stack_name" ENCACHE_TEMPLATE="$ENCACHE_ROOT/template.yaml"
+elif [ -n "${ENCACHE_BUILD_ARTIFACT:-}" ]; then
+  # CI's build, deployed as it is (the same bytes to dev, then prod): never rebuilt here.
+  step "build (prebuilt artifact sha256:${ENCACHE_BUILD_SHA256:-?})"
+  [ -n "${ENCACHE_BUILD_SHA256:-}" ] || die "ENCACHE_BUILD_ARTIFACT needs ENCACHE_BUILD_SHA256 (the digest its build recorded)"
+  [ -f "$ENCACHE_BUILD_ARTIFACT" ] || die "ENCACHE_BUILD_ARTIFACT: no file $ENCACHE_BUILD_ARTIFACT"
+  artifact_sha256="$(sha256sum "$ENCACHE_BUILD_ARTIFACT" | cut -d' ' -f1)"
+  [ "$artifact_sha256" = "${ENCACHE_BUILD_SHA256,,}" ] \
+    || die "$ENCACHE_BUILD_ARTIFACT has sha256 $artifact_sha256, expected ENCACHE_BUILD_SHA256=$ENCACHE_BUILD_SHA256"
+  rm -rf .aws-sam/build && mkdir -p .aws-sam/build
+  # --touch: the pack's mtimes are 1970 (reproducible), which zipfile (zip_sizes.py) refuses.
+  tar -xzf "$ENCACHE_BUILD_ARTIFACT" -C .aws-sam/build --no-same-owner --touch || die "could not unpack $ENCACHE_BUILD_ARTIFACT"
+  [ -f .aws-sam/build/template.yaml ] || die "$ENCACHE_BUILD_ARTIFACT has no template.yaml: not a packed .aws-sam/build"
+  # The size budget, as scripts/build.sh checks it after `sam build`.
+  python3 scripts/zip_sizes.py --check .aws-sam/build || die "a function's zip is over its budget (see above)"
 else
   step "build (scripts/build.sh: sam build, arm64)"
   scripts/build.sh
@@ -325,7 +340,11 @@ if [ "$target" = rehearsal ]; then
 else
   step "sam deploy --config-env $env_name (DatabaseSchema migrates before the functions update)"
   # The region Terraform and the SSM checks used, not only samconfig.toml's.
-  sam deploy --config-env "$env_name" --region "$AWS_REGION" --parameter-overrides "$merged"
+  # In CI nothing can answer samconfig's prod change-set prompt: the pipeline's approval
+  # is the GitHub environment's required reviewers, before this job starts.
+  confirm=()
+  if [ -n "${CI:-}" ]; then confirm=(--no-confirm-changeset); fi
+  sam deploy --config-env "$env_name" --region "$AWS_REGION" --parameter-overrides "$merged" "${confirm[@]}"
 fi
 
 # ---------------------------------------------------------------- 6. post-deploy sync

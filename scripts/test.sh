@@ -66,7 +66,9 @@ step deps scripts/check-deps.sh
 step operations "$ENCACHE_VENV/bin/python" scripts/operations.py --check
 step clippy env SQLX_OFFLINE=true cargo clippy --workspace --all-targets --locked -- -D warnings
 step sqlx-data scripts/sqlx-data.sh check
-step actionlint "$ENCACHE_VENV/bin/actionlint" .github/workflows/ci.yml
+step actionlint "$ENCACHE_VENV/bin/actionlint" -shellcheck "$ENCACHE_VENV/bin/shellcheck" .github/workflows/*.yml
+# The workflows' security audit, offline (.github/zizmor.yml lists the justified ignores).
+step zizmor "$ENCACHE_VENV/bin/zizmor" --offline --no-progress .github/workflows
 step openapi "$ENCACHE_VENV/bin/openapi-spec-validator" docs/openapi.yaml
 step tests env SQLX_OFFLINE=true cargo nextest run --workspace --locked --profile ci
 # Infrastructure (scripts/check-infra.sh): Terraform, the contracts, the linters, and an
