@@ -147,10 +147,18 @@ pub struct TestDb {
 impl TestDb {
     pub async fn new() -> Self {
         let admin = admin_url();
-        let name = format!("test_{}", uuid::Uuid::new_v4().simple());
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        // The creation time in the name: later runs drop what earlier ones left.
+        let name = format!(
+            "test_{now}_{}",
+            &uuid::Uuid::new_v4().simple().to_string()[..12]
+        );
         let mut conn = PgConnection::connect(&admin)
             .await
             .expect("connecting to the dev PostgreSQL (is it up?)");
+        drop_stale_test_databases(&mut conn, now).await;
         sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
             .execute(&mut conn)
             .await
@@ -171,6 +179,34 @@ impl TestDb {
             .await
             .expect("migrating the test database");
         Self { pool, url, name }
+    }
+}
+
+/// Every test database older than an hour (or named before the creation time was in the
+/// name): a test run leaves one per test, and the dev PostgreSQL would grow without end.
+/// Errors are ignored: a parallel test may be dropping the same one.
+async fn drop_stale_test_databases(conn: &mut PgConnection, now: u64) {
+    let names: Vec<String> =
+        sqlx::query_scalar("SELECT datname FROM pg_database WHERE datname LIKE 'test\\_%'")
+            .fetch_all(&mut *conn)
+            .await
+            .unwrap_or_default();
+    for name in names {
+        let created = name
+            .strip_prefix("test_")
+            .and_then(|rest| rest.split_once('_'))
+            .and_then(|(secs, _)| secs.parse::<u64>().ok());
+        if created.is_some_and(|c| now.saturating_sub(c) < 3600) {
+            continue;
+        }
+        // An hour-old one is abandoned; one named the old way may be in use by a test
+        // built before this change, so it is dropped only when nothing is connected.
+        let force = if created.is_some() { " WITH (FORCE)" } else { "" };
+        let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "DROP DATABASE IF EXISTS \"{name}\"{force}"
+        )))
+        .execute(&mut *conn)
+        .await;
     }
 }
 
