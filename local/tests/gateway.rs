@@ -361,3 +361,192 @@ async fn cors_comes_from_the_template() {
     assert_eq!(running.runtime.invocation_count("EchoFunction"), 1);
     running.stop().await;
 }
+
+/// Sends `head` (a request line and headers, each ending in CRLF) over a plain TCP
+/// connection and reads the whole answer: reqwest refuses to send a URI as long as the
+/// ones hyper itself refuses.
+async fn raw_exchange(url: &str, head: &str) -> (u16, String, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let addr = url.trim_start_matches("http://");
+    let mut tcp = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    tcp.write_all(format!("{head}host: {addr}\r\nconnection: close\r\n\r\n").as_bytes())
+        .await
+        .expect("write");
+    let mut answer = Vec::new();
+    tokio::time::timeout(
+        std::time::Duration::from_secs(10),
+        tcp.read_to_end(&mut answer),
+    )
+    .await
+    .expect("an answer within 10 s")
+    .expect("read");
+    let text = String::from_utf8_lossy(&answer).into_owned();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let status = head
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    (status, head.to_ascii_lowercase(), body.to_owned())
+}
+
+#[tokio::test]
+async fn every_answer_the_gateway_gives_itself_is_a_json_message() {
+    // given
+    let jwks = jwks_server().await;
+    let (_stack, running) = start_fixture(&jwks).await;
+    let url = &running.url;
+    let json_of = |status: u16, head: &str, body: &str| {
+        assert!(
+            head.contains("content-type: application/json"),
+            "{status}: {head}"
+        );
+        serde_json::from_str::<Value>(body).unwrap_or_else(|e| panic!("{status}: {body}: {e}"))
+    };
+
+    // A query string over API Gateway's 10240-byte quota for the request line.
+    let long = client()
+        .get(format!("{url}/v1/public?q={}", "a".repeat(20_000)))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(long.status(), 414);
+    assert_eq!(
+        long.json::<Value>().await.expect("json"),
+        json!({"message": "Request-URI Too Long"})
+    );
+
+    // One so long that hyper refuses it before the gateway sees it (over 64 KiB).
+    let (status, head, body) = raw_exchange(
+        url,
+        &format!("GET /v1/public?q={} HTTP/1.1\r\n", "a".repeat(70_000)),
+    )
+    .await;
+    assert_eq!(status, 414, "{head}");
+    assert_eq!(
+        json_of(status, &head, &body),
+        json!({"message": "Request-URI Too Long"})
+    );
+
+    // Headers that take the request over the quota.
+    let big_headers = client()
+        .get(format!("{url}/v1/public"))
+        .header("x-padding", "p".repeat(11_000))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(big_headers.status(), 431);
+    assert_eq!(
+        big_headers.json::<Value>().await.expect("json"),
+        json!({"message": "Request Header Fields Too Large"})
+    );
+
+    // More headers than hyper parses.
+    let many: String = (0..150).map(|i| format!("x-h{i}: v\r\n")).collect();
+    let (status, head, body) =
+        raw_exchange(url, &format!("GET /v1/public HTTP/1.1\r\n{many}")).await;
+    assert_eq!(status, 431, "{head}");
+    assert_eq!(
+        json_of(status, &head, &body),
+        json!({"message": "Request Header Fields Too Large"})
+    );
+
+    // A request line that is not HTTP.
+    let (status, head, body) = raw_exchange(url, "GET /v1/public\tHTTP/1.1 nonsense\r\n").await;
+    assert_eq!(status, 400, "{head}");
+    assert_eq!(
+        json_of(status, &head, &body),
+        json!({"message": "Bad Request"})
+    );
+
+    // A body over the 10 MB payload quota, on an open route.
+    let too_big = client()
+        .get(format!("{url}/v1/public"))
+        .body(vec![b'x'; 10 * 1024 * 1024 + 1])
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(too_big.status(), 413);
+    assert_eq!(
+        too_big.json::<Value>().await.expect("json"),
+        json!({"message": "Request Entity Too Large"})
+    );
+
+    // No route.
+    let missing = client()
+        .get(format!("{url}/v1/nowhere"))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(missing.status(), 404);
+    assert_eq!(
+        missing.json::<Value>().await.expect("json"),
+        json!({"message": "Not Found"})
+    );
+
+    // then none of them reached the function, and the gateway still serves
+    assert_eq!(running.runtime.invocation_count("EchoFunction"), 0);
+    let fine = client()
+        .get(format!("{url}/v1/public"))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(fine.status(), 200);
+    running.stop().await;
+}
+
+#[tokio::test]
+async fn two_authorization_headers_are_one_malformed_token_and_a_401() {
+    // given two valid tokens
+    let jwks = jwks_server().await;
+    let (_stack, running) = start_fixture(&jwks).await;
+    let token = sign(&id_claims());
+
+    // when both are sent, each in its own Authorization header
+    for second in [token.clone(), sign(&id_claims())] {
+        let resp = client()
+            .post(format!("{}/v1/private", running.url))
+            .header("authorization", format!("Bearer {token}"))
+            .header("authorization", format!("Bearer {second}"))
+            .send()
+            .await
+            .expect("request");
+
+        // then API Gateway reads them joined with a comma: not a token at all
+        assert_eq!(resp.status(), 401);
+        assert_eq!(
+            resp.json::<Value>().await.expect("json"),
+            json!({"message": "Unauthorized"})
+        );
+    }
+    assert_eq!(running.runtime.invocation_count("EchoFunction"), 0);
+    running.stop().await;
+}
+
+#[tokio::test]
+async fn repeated_headers_and_query_parameters_reach_the_function_joined_with_commas() {
+    let jwks = jwks_server().await;
+    let (_stack, running) = start_fixture(&jwks).await;
+
+    let resp = client()
+        .get(format!("{}/v1/public?limit=5&limit=7&one=1", running.url))
+        .header("x-twice", "a")
+        .header("x-twice", "b")
+        .send()
+        .await
+        .expect("request");
+
+    assert_eq!(resp.status(), 200);
+    let event = body_event(resp).await;
+    assert_eq!(event["queryStringParameters"]["limit"], "5,7");
+    assert_eq!(event["queryStringParameters"]["one"], "1");
+    assert_eq!(event["headers"]["x-twice"], "a,b");
+    // and the shared reader hands a function the joined value, which no limit parses
+    let request: aws_lambda_events::apigw::ApiGatewayV2httpRequest =
+        serde_json::from_value(event).expect("a payload 2.0 event");
+    assert_eq!(
+        encache_shared::http::query_param(&request, "limit").as_deref(),
+        Some("5,7")
+    );
+    running.stop().await;
+}

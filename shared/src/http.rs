@@ -87,10 +87,16 @@ pub fn path_uuid(req: &ApiGatewayV2httpRequest, name: &str) -> Result<uuid::Uuid
     uuid::Uuid::parse_str(raw).map_err(|_| ApiError::invalid_field(name, "is not a valid id"))
 }
 
-/// The first value of a query parameter; blank counts as absent.
-pub fn query_param<'a>(req: &'a ApiGatewayV2httpRequest, name: &str) -> Option<&'a str> {
+/// A query parameter exactly as API Gateway sent it; blank counts as absent.
+///
+/// Payload 2.0 joins a repeated parameter's values with commas (`limit=5&limit=7` arrives
+/// as `"5,7"`), and `aws_lambda_events` splits every value on commas again. Reading only
+/// the first part would take `5` from both `limit=5&limit=7` and `limit=5,7`, which AWS
+/// hands over as one malformed value: the parts are joined back, so it fails validation.
+pub fn query_param(req: &ApiGatewayV2httpRequest, name: &str) -> Option<String> {
     req.query_string_parameters
-        .first(name)
+        .all(name)
+        .map(|parts| parts.join(","))
         .filter(|v| !v.is_empty())
 }
 
@@ -108,29 +114,86 @@ pub fn body_bytes(req: &ApiGatewayV2httpRequest) -> Result<Vec<u8>, ApiError> {
     }
 }
 
-/// Parses a JSON body. Invalid JSON is a 400 `invalid_json`; a field of the wrong type
-/// or a missing field is a 400 `invalid_request` that names the field.
+/// Parses a JSON body that must be exactly one JSON object of `T`'s shape.
+///
+/// Invalid JSON, or anything after the object (trailing data, a second object), is a 400
+/// `invalid_json`. Valid JSON that is not an object (an array of the field values, which
+/// serde would otherwise read into a struct) is a 400 `invalid_request`, as is a field of
+/// the wrong type or a missing one, named. Enum fields take only their string form when
+/// declared with [`string_enum`]. Unknown fields follow `T` (`deny_unknown_fields` or not).
 pub fn json_body<T: DeserializeOwned>(req: &ApiGatewayV2httpRequest) -> Result<T, ApiError> {
     let bytes = body_bytes(req)?;
-    if bytes.iter().all(u8::is_ascii_whitespace) {
+    // JSON's own whitespace: a form feed before the object is not JSON.
+    let Some(&first) = bytes
+        .iter()
+        .find(|b| !matches!(b, b' ' | b'\t' | b'\n' | b'\r'))
+    else {
         return Err(ApiError::bad_request(
             "invalid_json",
             "request body is required",
         ));
+    };
+    if first != b'{' {
+        return Err(match serde_json::from_slice::<serde_json::Value>(&bytes) {
+            Ok(other) => ApiError::bad_request(
+                "invalid_request",
+                format!(
+                    "request body must be a JSON object, not {}",
+                    json_kind(&other)
+                ),
+            ),
+            Err(_) => not_json(),
+        });
     }
-    let de = &mut serde_json::Deserializer::from_slice(&bytes);
-    serde_path_to_error::deserialize(de).map_err(|e| {
+    let mut de = serde_json::Deserializer::from_slice(&bytes);
+    let value = serde_path_to_error::deserialize(&mut de).map_err(|e| {
         let path = e.path().to_string();
         let inner = e.into_inner();
         if inner.is_syntax() || inner.is_eof() {
-            ApiError::bad_request("invalid_json", "request body is not valid JSON")
+            not_json()
         } else if path == "." {
             // serde's own words already name a missing field ("missing field `x`").
             ApiError::bad_request("invalid_request", strip_position(&inner.to_string()))
         } else {
             ApiError::invalid_field(&path, strip_position(&inner.to_string()))
         }
-    })
+    })?;
+    de.end().map_err(|_| {
+        ApiError::bad_request(
+            "invalid_json",
+            "request body must be exactly one JSON object, with nothing after it",
+        )
+    })?;
+    Ok(value)
+}
+
+fn not_json() -> ApiError {
+    ApiError::bad_request("invalid_json", "request body is not valid JSON")
+}
+
+fn json_kind(value: &serde_json::Value) -> &'static str {
+    match value {
+        serde_json::Value::Array(_) => "an array",
+        serde_json::Value::String(_) => "a string",
+        serde_json::Value::Number(_) => "a number",
+        serde_json::Value::Bool(_) => "a boolean",
+        serde_json::Value::Null => "null",
+        serde_json::Value::Object(_) => "an object",
+    }
+}
+
+/// A body field holding a unit-only enum, taken only in its string form:
+/// `#[serde(deserialize_with = "encache_shared::http::string_enum")]`. serde's derived
+/// enums also accept `{"user": null}` for `"user"`, which is not the documented shape.
+pub fn string_enum<'de, D, T>(de: D) -> Result<T, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: DeserializeOwned,
+{
+    use serde::Deserialize;
+    use serde::de::IntoDeserializer;
+    let name = String::deserialize(de)?;
+    T::deserialize(IntoDeserializer::<D::Error>::into_deserializer(name))
 }
 
 fn strip_position(msg: &str) -> String {
@@ -284,6 +347,87 @@ mod tests {
     fn a_missing_field_is_named() {
         let err = json_body::<Upload>(&with_body(r#"{"size_bytes": 3}"#)).unwrap_err();
         assert!(err.to_string().contains("content_type"), "{err}");
+    }
+
+    #[test]
+    fn a_body_that_is_not_exactly_one_json_object_is_a_400_naming_the_problem() {
+        let cases = [
+            (
+                r#"{"size_bytes": 3, "content_type": "a"} trailing"#,
+                "invalid_json",
+                "nothing after it",
+            ),
+            (
+                r#"{"size_bytes": 3, "content_type": "a"}{"size_bytes": 4, "content_type": "b"}"#,
+                "invalid_json",
+                "nothing after it",
+            ),
+            (r#"[3, "a"]"#, "invalid_request", "not an array"),
+            (r#""a""#, "invalid_request", "not a string"),
+            ("null", "invalid_request", "not null"),
+            ("\u{c}{}", "invalid_json", "not valid JSON"),
+            ("nope", "invalid_json", "not valid JSON"),
+        ];
+        for (body, code, words) in cases {
+            let err = json_body::<Upload>(&with_body(body)).unwrap_err();
+            assert_eq!((err.status(), err.code()), (400, code), "{body}");
+            assert!(err.to_string().contains(words), "{body}: {err}");
+        }
+        let ok = json_body::<Upload>(&with_body(
+            " \r\n\t{\"size_bytes\": 3, \"content_type\": \"a\"}\n ",
+        ));
+        assert_eq!(
+            ok.unwrap().size_bytes,
+            3,
+            "JSON whitespace around it is fine"
+        );
+    }
+
+    #[derive(Debug, PartialEq, Deserialize)]
+    #[serde(rename_all = "lowercase")]
+    enum Role {
+        User,
+    }
+
+    #[derive(Debug, Deserialize)]
+    struct Message {
+        #[serde(deserialize_with = "string_enum")]
+        role: Role,
+    }
+
+    #[test]
+    fn an_enum_field_takes_its_string_form_only() {
+        let ok = json_body::<Message>(&with_body(r#"{"role": "user"}"#)).unwrap();
+        assert_eq!(ok.role, Role::User);
+        for body in [
+            r#"{"role": {"user": null}}"#,
+            r#"{"role": ["user"]}"#,
+            r#"{"role": "robot"}"#,
+        ] {
+            let err = json_body::<Message>(&with_body(body)).unwrap_err();
+            assert_eq!(
+                (err.status(), err.code()),
+                (400, "invalid_request"),
+                "{body}"
+            );
+            assert!(err.to_string().starts_with("role:"), "{body}: {err}");
+        }
+    }
+
+    #[test]
+    fn a_repeated_query_parameter_is_read_as_api_gateway_joined_it() {
+        let req = request(serde_json::json!({
+            "version": "2.0",
+            "routeKey": "GET /v1/memories",
+            "rawQueryString": "limit=5&limit=7&one=5&blank=",
+            "queryStringParameters": {"limit": "5,7", "one": "5", "blank": ""},
+            "requestContext": {"http": {"method": "GET", "path": "/v1/memories"}},
+            "isBase64Encoded": false
+        }));
+        assert_eq!(query_param(&req, "limit").as_deref(), Some("5,7"));
+        assert_eq!(query_param(&req, "one").as_deref(), Some("5"));
+        assert_eq!(query_param(&req, "blank"), None);
+        assert_eq!(query_param(&req, "absent"), None);
     }
 
     #[test]

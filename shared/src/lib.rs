@@ -12,6 +12,8 @@
 //! - [`tls`]: one root store per process for the SDK and reqwest (the system bundle, read once).
 //! - [`metrics`]: business metrics as CloudWatch Embedded Metric Format lines.
 //! - [`telemetry`]: `tracing` set up the way Lambda expects.
+//! - [`timestamp`]: every timestamp a client sends, parsed and range-checked in one place,
+//!   and stored ones read back without failing (`Stored`).
 //! - `users` (feature `db`): the caller → `users` row and the email normalisation, for auth and upload.
 
 pub mod aws;
@@ -26,6 +28,7 @@ pub mod outbound;
 #[cfg(feature = "pagination")]
 pub mod pagination;
 pub mod telemetry;
+pub mod timestamp;
 pub mod tls;
 #[cfg(feature = "db")]
 pub mod users;

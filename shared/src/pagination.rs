@@ -294,10 +294,10 @@ impl PageRequest {
         signer: &CursorSigner,
         scope: &CursorScope,
     ) -> Result<Self, ApiError> {
-        let limit = parse_limit(query_param(req, "limit"))?;
+        let limit = parse_limit(query_param(req, "limit").as_deref())?;
         let after = match query_param(req, "cursor") {
             None => Keyset::TOP,
-            Some(cursor) => signer.decode(scope, cursor)?,
+            Some(cursor) => signer.decode(scope, &cursor)?,
         };
         Ok(Self { limit, after })
     }

@@ -201,7 +201,11 @@ async fn drop_stale_test_databases(conn: &mut PgConnection, now: u64) {
         }
         // An hour-old one is abandoned; one named the old way may be in use by a test
         // built before this change, so it is dropped only when nothing is connected.
-        let force = if created.is_some() { " WITH (FORCE)" } else { "" };
+        let force = if created.is_some() {
+            " WITH (FORCE)"
+        } else {
+            ""
+        };
         let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
             "DROP DATABASE IF EXISTS \"{name}\"{force}"
         )))

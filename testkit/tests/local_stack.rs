@@ -427,3 +427,74 @@ async fn a_new_message_moves_its_conversation_first_and_its_messages_page_back_b
     assert_eq!(feed["items"], json!([]), "{feed}");
     local.stop().await;
 }
+
+#[tokio::test]
+async fn hostile_input_through_the_real_stack_is_a_json_4xx_and_never_poisons_the_feed() {
+    // given a signed-up user
+    let local = LocalStack::start().await;
+    let token = local.sign_up("mallory@example.com").await;
+
+    // when an upload declares a captured_at in year 0 with an offset (year -1 in UTC)
+    let (status, body) = local
+        .post(
+            "/v1/memories/uploads",
+            &token,
+            json!({"content_type": "text/plain", "size_bytes": 3,
+                   "captured_at": "0000-01-01T00:00:00+01:00"}),
+        )
+        .await;
+    // then it is refused, and the pending feed stays up
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap_or_default()
+            .starts_with("captured_at:"),
+        "{body}"
+    );
+    let (status, feed) = local.get("/v1/memories?status=pending", Some(&token)).await;
+    assert_eq!(status, 200, "{feed}");
+
+    // and a limit given twice is one malformed value, as API Gateway joins it
+    let (status, body) = local
+        .get("/v1/memories?limit=5&limit=7", Some(&token))
+        .await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (400, Some("invalid_request")),
+        "{body}"
+    );
+
+    // and a body with data after the object is a 400, not a second write
+    let resp = local
+        .http
+        .post(local.url("/v1/memories/uploads"))
+        .bearer_auth(&token)
+        .header("content-type", "application/json")
+        .body(r#"{"content_type":"text/plain","size_bytes":3}{"content_type":"text/plain","size_bytes":4}"#)
+        .send()
+        .await
+        .expect("POST");
+    assert_eq!(resp.status(), 400);
+    let memories: i64 = sqlx::query_scalar("SELECT count(*) FROM memories")
+        .fetch_one(&local.db.pool)
+        .await
+        .expect("counting memories");
+    assert_eq!(memories, 0);
+
+    // and two Authorization headers are one malformed token: the gateway's 401
+    let resp = local
+        .http
+        .get(local.url("/v1/me"))
+        .header("authorization", format!("Bearer {token}"))
+        .header("authorization", format!("Bearer {token}"))
+        .send()
+        .await
+        .expect("GET /v1/me");
+    assert_eq!(resp.status(), 401);
+    assert_eq!(
+        resp.json::<Value>().await.expect("JSON"),
+        json!({"message": "Unauthorized"})
+    );
+    local.stop().await;
+}

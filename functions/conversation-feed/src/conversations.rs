@@ -6,6 +6,7 @@ use encache_shared::ApiError;
 use encache_shared::db::bounded;
 use encache_shared::http::{Caller, json_body};
 use encache_shared::pagination::{CursorScope, Keyset, Page, PageRequest};
+use encache_shared::timestamp::Stored;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use uuid::Uuid;
@@ -21,8 +22,10 @@ pub struct ConversationItem {
     pub title: String,
     pub last_message_preview: Option<String>,
     pub message_count: i32,
-    #[serde(with = "time::serde::rfc3339")]
-    pub created_at: OffsetDateTime,
+    /// Never `null` in a response: a conversation whose creation time cannot be rendered
+    /// (written around the API) is left out of its page, with a warning.
+    pub created_at: Stored,
+    /// The sort key: the feed's query only returns rows where it renders.
     #[serde(with = "time::serde::rfc3339")]
     pub last_activity_at: OffsetDateTime,
 }
@@ -49,7 +52,7 @@ pub async fn list_conversations(
         store::conversations_page(deps.db.pool().await?, &caller.sub, page).await
     })
     .await?;
-    Ok(Page::from_rows(
+    let mut page = Page::from_rows(
         rows,
         page,
         |c| Keyset {
@@ -58,7 +61,16 @@ pub async fn list_conversations(
         },
         cursors,
         &scope,
-    ))
+    );
+    // After the cursor is taken, so the walk goes on past a conversation left out.
+    page.items.retain(|c| {
+        let renders = c.created_at.get().is_some();
+        if !renders {
+            tracing::warn!(conversation_id = %c.id, "conversation left out: its created_at cannot be rendered");
+        }
+        renders
+    });
+    Ok(page)
 }
 
 /// `POST /v1/conversations {"title"?}` → 201 with the new conversation.

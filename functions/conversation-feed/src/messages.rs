@@ -49,6 +49,8 @@ impl Role {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct NewMessage {
+    /// A string only: serde's derived enums also read `{"user": null}`.
+    #[serde(deserialize_with = "encache_shared::http::string_enum")]
     pub role: Role,
     pub text: String,
 }

@@ -2,6 +2,7 @@
 //! caller's `users` row, so a caller without one owns nothing.
 
 use encache_shared::pagination::PageRequest;
+use encache_shared::timestamp::{EARLIEST, Stored};
 use sqlx::PgPool;
 use uuid::Uuid;
 
@@ -9,6 +10,8 @@ use crate::conversations::ConversationItem;
 use crate::messages::{MessageItem, Role};
 
 /// One page of the caller's conversations, most recent activity first, `limit + 1` rows.
+/// Between `timestamp::EARLIEST` and the cursor (at most `Keyset::TOP`): a sort key written
+/// around the API outside the range the API renders is in no page.
 pub async fn conversations_page(
     pool: &PgPool,
     sub: &str,
@@ -18,10 +21,11 @@ pub async fn conversations_page(
         ConversationItem,
         r#"
             SELECT c.id, c.title, c.last_message_preview, c.message_count,
-                   c.created_at, c.last_activity_at
+                   c.created_at AS "created_at: Stored", c.last_activity_at
             FROM conversations c
             WHERE c.user_id = (SELECT u.id FROM users u WHERE u.cognito_sub = $1)
               AND (c.last_activity_at, c.id) < ($2, $3)
+              AND c.last_activity_at >= $5
             ORDER BY c.last_activity_at DESC, c.id DESC
             LIMIT $4
             "#,
@@ -29,6 +33,7 @@ pub async fn conversations_page(
         page.after.time,
         page.after.id,
         page.fetch_limit(),
+        EARLIEST,
     )
     .fetch_all(pool)
     .await
@@ -45,7 +50,8 @@ pub async fn insert_conversation(
         r#"
             INSERT INTO conversations (user_id, title)
             SELECT u.id, $2 FROM users u WHERE u.cognito_sub = $1
-            RETURNING id, title, last_message_preview, message_count, created_at, last_activity_at
+            RETURNING id, title, last_message_preview, message_count,
+                      created_at AS "created_at: Stored", last_activity_at
             "#,
         sub,
         title,
@@ -55,7 +61,7 @@ pub async fn insert_conversation(
 }
 
 /// One page of a conversation's messages, newest first, `limit + 1` rows; `None` when the
-/// conversation is missing or another user's.
+/// conversation is missing or another user's. Bounded like [`conversations_page`].
 pub async fn messages_page(
     pool: &PgPool,
     conversation: Uuid,
@@ -83,6 +89,7 @@ pub async fn messages_page(
             FROM messages m
             WHERE m.conversation_id = $1
               AND (m.created_at, m.id) < ($2, $3)
+              AND m.created_at >= $5
             ORDER BY m.created_at DESC, m.id DESC
             LIMIT $4
             "#,
@@ -90,6 +97,7 @@ pub async fn messages_page(
         page.after.time,
         page.after.id,
         page.fetch_limit(),
+        EARLIEST,
     )
     .fetch_all(&mut *conn)
     .await?;

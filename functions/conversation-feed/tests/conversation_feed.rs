@@ -502,6 +502,163 @@ async fn every_bad_parameter_or_body_is_a_400_standard_error() {
 }
 
 #[tokio::test]
+async fn a_body_that_is_not_exactly_one_json_object_of_its_shape_is_a_400_and_writes_nothing() {
+    // given a conversation of Alice's
+    let db = TestDb::new().await;
+    insert_user(&db.pool, ALICE).await;
+    let deps = deps(db.pool.clone());
+    let (_, conv) = call(&deps, create(ALICE, json!({}))).await;
+    let id = conv["id"].as_str().unwrap().to_owned();
+    let one = r#"{"role": "user", "text": "hi"}"#;
+
+    let cases = [
+        (
+            format!("{one} trailing"),
+            "invalid_json",
+            "nothing after it",
+        ),
+        (format!("{one}{one}"), "invalid_json", "nothing after it"),
+        // The field values in order, which serde alone reads into the struct.
+        (
+            r#"["user", "hi"]"#.to_owned(),
+            "invalid_request",
+            "not an array",
+        ),
+        // An object where the enum's string goes, which serde alone reads as "user".
+        (
+            r#"{"role": {"user": null}, "text": "hi"}"#.to_owned(),
+            "invalid_request",
+            "role:",
+        ),
+    ];
+    for (body, code, words) in &cases {
+        // when
+        let mut req = post(ALICE, &id, json!({}));
+        req.body = Some(body.clone());
+        let (status, err) = call(&deps, req).await;
+
+        // then
+        assert_standard_error(status, &err, 400, code);
+        assert!(
+            err["message"].as_str().unwrap().contains(words),
+            "{body} -> {err}"
+        );
+    }
+    for body in [r#"{"title": "a"} {"title": "b"}"#, r#"["a"]"#] {
+        let mut req = create(ALICE, json!({}));
+        req.body = Some(body.into());
+        let (status, err) = call(&deps, req).await;
+        assert_eq!(status, 400, "{body} -> {err}");
+    }
+    let stored: (i64, i64) = sqlx::query_as(
+        "SELECT (SELECT count(*) FROM conversations), (SELECT count(*) FROM messages)",
+    )
+    .fetch_one(&db.pool)
+    .await
+    .unwrap();
+    assert_eq!(stored, (1, 0), "only the first conversation was written");
+}
+
+#[tokio::test]
+async fn a_repeated_limit_is_a_400_on_both_feeds_as_api_gateway_joins_it() {
+    let db = TestDb::new().await;
+    insert_user(&db.pool, ALICE).await;
+    let deps = deps(db.pool.clone());
+    let (_, conv) = call(&deps, create(ALICE, json!({}))).await;
+    let id = conv["id"].as_str().unwrap().to_owned();
+
+    // `?limit=5&limit=7` reaches the function as payload 2.0 sends it: "5,7".
+    let (s, b) = call(&deps, conversations(ALICE, &[("limit", "5,7")])).await;
+    assert_standard_error(s, &b, 400, "invalid_request");
+    let (s, b) = call(&deps, messages(ALICE, &id, &[("limit", "5,7")])).await;
+    assert_standard_error(s, &b, 400, "invalid_request");
+}
+
+#[tokio::test]
+async fn rows_with_times_no_response_can_render_never_take_a_feed_down() {
+    // given a conversation and messages with ordinary times, and rows written around the
+    // API with times beyond either end of what RFC 3339 and the API render
+    let db = TestDb::new().await;
+    let alice = insert_user(&db.pool, ALICE).await;
+    let shown = seed_conversations(&db.pool, alice, 3, 10.0).await;
+    let extremes = [
+        "infinity",
+        "-infinity",
+        "20000-01-01T00:00:00Z",
+        "0002-12-31 23:00:00+00 BC",
+    ];
+    for at in extremes {
+        // Its sort key out of range: in no page.
+        sqlx::query(
+            "INSERT INTO conversations (user_id, title, created_at, last_activity_at)
+             VALUES ($1, 'odd', now(), $2::timestamptz)",
+        )
+        .bind(alice)
+        .bind(at)
+        .execute(&db.pool)
+        .await
+        .unwrap();
+        // Its creation time out of range: left out of its page, the walk goes on.
+        sqlx::query(
+            "INSERT INTO conversations (user_id, title, created_at, last_activity_at)
+             VALUES ($1, 'odd', $2::timestamptz, now() - interval '5 seconds')",
+        )
+        .bind(alice)
+        .bind(at)
+        .execute(&db.pool)
+        .await
+        .unwrap();
+    }
+    let chat = shown[0];
+    let kept = seed_messages(&db.pool, chat, 3).await;
+    for at in extremes {
+        sqlx::query(
+            "INSERT INTO messages (conversation_id, role, body, created_at)
+             VALUES ($1, 'user', 'odd', $2::timestamptz)",
+        )
+        .bind(chat)
+        .bind(at)
+        .execute(&db.pool)
+        .await
+        .unwrap();
+    }
+    let deps = deps(db.pool.clone());
+
+    // when both feeds are walked one item per page, then every call answers and every
+    // ordinary row shows exactly once
+    for (route, want) in [("conversations", &shown), ("messages", &kept)] {
+        let mut seen = Vec::new();
+        let mut cursor: Option<String> = None;
+        loop {
+            let mut query = vec![("limit", "1")];
+            if let Some(c) = &cursor {
+                query.push(("cursor", c));
+            }
+            let req = match route {
+                "conversations" => conversations(ALICE, &query),
+                _ => messages(ALICE, &chat.to_string(), &query),
+            };
+            let (status, page) = call(&deps, req).await;
+            assert_eq!(status, 200, "{route}: {page}");
+            for item in page["items"].as_array().unwrap() {
+                assert!(item["created_at"].is_string(), "{route}: {item}");
+            }
+            seen.extend(ids(&page));
+            match page["next_cursor"].as_str() {
+                Some(next) => cursor = Some(next.to_owned()),
+                None => break,
+            }
+        }
+        assert_eq!(seen.len(), want.len(), "{route}: {seen:?}");
+        assert_eq!(
+            seen.into_iter().collect::<HashSet<_>>(),
+            id_set(want),
+            "{route}"
+        );
+    }
+}
+
+#[tokio::test]
 async fn a_caller_without_a_users_row_gets_an_empty_feed_and_cannot_create() {
     let db = TestDb::new().await;
     let deps = deps(db.pool.clone());

@@ -7,9 +7,9 @@ use encache_shared::ApiError;
 use encache_shared::db::bounded;
 use encache_shared::http::{Caller, path_uuid, query_param};
 use encache_shared::pagination::{CursorScope, Keyset, Page, PageRequest};
+use encache_shared::timestamp::{self, Stored};
 use serde::Serialize;
 use time::OffsetDateTime;
-use time::format_description::well_known::Rfc3339;
 use uuid::Uuid;
 
 use crate::{Deps, LIST_ROUTE, store};
@@ -27,12 +27,13 @@ pub struct MemoryItem {
     /// What S3 reported once the upload completed, else what the client declared.
     pub content_type: String,
     pub size_bytes: i64,
-    #[serde(with = "time::serde::rfc3339::option")]
-    pub captured_at: Option<OffsetDateTime>,
+    /// What the client declared; `null` when absent, or when a row written around the
+    /// API holds an instant no response can render (the memory still shows).
+    pub captured_at: Option<Stored>,
+    /// The sort key: the feed's query only returns rows where it renders.
     #[serde(with = "time::serde::rfc3339")]
     pub created_at: OffsetDateTime,
-    #[serde(with = "time::serde::rfc3339::option")]
-    pub completed_at: Option<OffsetDateTime>,
+    pub completed_at: Option<Stored>,
 }
 
 /// One memory with a way to download it.
@@ -61,7 +62,7 @@ impl FeedFilter {
     pub fn from_query(req: &ApiGatewayV2httpRequest) -> Result<Self, ApiError> {
         let status = match query_param(req, "status") {
             None => "ready".to_owned(),
-            Some(s) if STATUSES.contains(&s) => s.to_owned(),
+            Some(s) if STATUSES.contains(&s.as_str()) => s,
             Some(_) => {
                 return Err(ApiError::invalid_field(
                     "status",
@@ -69,8 +70,8 @@ impl FeedFilter {
                 ));
             }
         };
-        let before = time_param(req, "before")?;
-        let after = time_param(req, "after")?;
+        let before = timestamp::query(req, "before")?;
+        let after = timestamp::query(req, "after")?;
         if let (Some(b), Some(a)) = (before, after)
             && a >= b
         {
@@ -97,18 +98,6 @@ impl FeedFilter {
             .filter("before", stamp(self.before))
             .filter("after", stamp(self.after))
     }
-}
-
-fn time_param(
-    req: &ApiGatewayV2httpRequest,
-    name: &str,
-) -> Result<Option<OffsetDateTime>, ApiError> {
-    query_param(req, name)
-        .map(|raw| {
-            OffsetDateTime::parse(raw, &Rfc3339)
-                .map_err(|_| ApiError::invalid_field(name, "must be an RFC 3339 timestamp"))
-        })
-        .transpose()
 }
 
 /// `GET /v1/memories?limit&cursor&status&before&after`.
@@ -147,6 +136,11 @@ pub async fn get(req: &ApiGatewayV2httpRequest, deps: &Deps) -> Result<MemoryDet
     })
     .await?
     .ok_or_else(|| ApiError::not_found("memory"))?;
+    // Out of every feed page (its sort key cannot be rendered), so out of reach here too.
+    let Some(created_at) = row.created_at.get() else {
+        tracing::warn!(memory_id = %id, "memory hidden: its created_at cannot be rendered");
+        return Err(ApiError::not_found("memory"));
+    };
 
     let (download_url, download_expires_at) = if row.status == "ready" {
         let (url, expires) = presign_download(deps, &row.s3_key).await?;
@@ -163,7 +157,7 @@ pub async fn get(req: &ApiGatewayV2httpRequest, deps: &Deps) -> Result<MemoryDet
             content_type: row.content_type,
             size_bytes: row.size_bytes,
             captured_at: row.captured_at,
-            created_at: row.created_at,
+            created_at,
             completed_at: row.completed_at,
         },
         status_reason: row.status_reason,

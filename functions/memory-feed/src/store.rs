@@ -4,18 +4,17 @@
 //! simply owns nothing (an empty page, no memory).
 
 use encache_shared::pagination::{Keyset, PageRequest};
+use encache_shared::timestamp::{EARLIEST, Stored};
 use sqlx::PgPool;
-use time::OffsetDateTime;
-use time::macros::datetime;
 use uuid::Uuid;
 
 use crate::memories::{FeedFilter, MemoryItem};
 
-/// Far enough out that no row is beyond it, near enough that both PostgreSQL and `time`
-/// represent it: the open ends of the `before`/`after` range.
-const EARLIEST: OffsetDateTime = datetime!(0001-01-01 0:00 UTC);
-
 /// One page of the feed, `limit + 1` rows, on the (user_id, status, created_at, id) index.
+///
+/// The open ends of the `before`/`after` range are the range the API renders
+/// (`Keyset::TOP` and `timestamp::EARLIEST`), so a row whose `created_at` was written
+/// around the API outside it is in no page; the other instants decode as [`Stored`].
 pub async fn fetch_page(
     pool: &PgPool,
     sub: &str,
@@ -28,7 +27,8 @@ pub async fn fetch_page(
         SELECT m.id, m.status, m.title, m.file_name,
                COALESCE(m.actual_content_type, m.declared_content_type) AS "content_type!",
                COALESCE(m.actual_size_bytes, m.declared_size_bytes) AS "size_bytes!",
-               m.captured_at, m.created_at, m.completed_at
+               m.captured_at AS "captured_at: Stored", m.created_at,
+               m.completed_at AS "completed_at: Stored"
         FROM memories m
         WHERE m.user_id = (SELECT u.id FROM users u WHERE u.cognito_sub = $1)
           AND m.status = $2
@@ -61,9 +61,9 @@ pub struct StoredMemory {
     pub status_reason: Option<String>,
     pub content_type: String,
     pub size_bytes: i64,
-    pub captured_at: Option<OffsetDateTime>,
-    pub created_at: OffsetDateTime,
-    pub completed_at: Option<OffsetDateTime>,
+    pub captured_at: Option<Stored>,
+    pub created_at: Stored,
+    pub completed_at: Option<Stored>,
 }
 
 /// The memory `id` if the caller `sub` owns it: another user's is `None`, like a missing one.
@@ -78,7 +78,8 @@ pub async fn fetch_memory(
             SELECT m.id, m.status, m.title, m.file_name, m.s3_key, m.status_reason,
                    COALESCE(m.actual_content_type, m.declared_content_type) AS "content_type!",
                    COALESCE(m.actual_size_bytes, m.declared_size_bytes) AS "size_bytes!",
-                   m.captured_at, m.created_at, m.completed_at
+                   m.captured_at AS "captured_at: Stored", m.created_at AS "created_at: Stored",
+                   m.completed_at AS "completed_at: Stored"
             FROM memories m
             JOIN users u ON u.id = m.user_id
             WHERE m.id = $1 AND u.cognito_sub = $2

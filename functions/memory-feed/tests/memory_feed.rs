@@ -403,6 +403,176 @@ async fn every_bad_parameter_is_a_400_standard_error() {
 }
 
 #[tokio::test]
+async fn timestamps_postgres_or_rfc3339_cannot_hold_are_a_400_naming_the_field() {
+    let db = TestDb::new().await;
+    insert_user(&db.pool, ALICE).await;
+    let deps = deps(db.pool.clone()).await;
+
+    // The local time parses; the instant is in year 10000 or year -1 (UTC).
+    for (name, raw) in [
+        ("before", "9999-12-31T23:59:59-23:59"),
+        ("after", "9999-12-31T23:00:00-01:00"),
+        ("after", "0000-01-01T00:00:00+01:00"),
+        ("before", "0000-01-01T00:00:00+23:59"),
+        ("before", "9999-12-31T23:59:59.9999999Z"),
+    ] {
+        let (status, body) = call(&deps, feed(ALICE, &[(name, raw)])).await;
+        assert_standard_error(status, &body, 400, "invalid_request");
+        let message = body["message"].as_str().unwrap();
+        assert!(
+            message.starts_with(&format!("{name}: must be between")),
+            "{raw}: {message}"
+        );
+    }
+
+    // The ends of the range themselves are fine.
+    let (status, body) = call(
+        &deps,
+        feed(
+            ALICE,
+            &[
+                ("after", "0000-01-01T00:00:00Z"),
+                ("before", "9999-12-31T23:59:59.999999Z"),
+            ],
+        ),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+}
+
+#[tokio::test]
+async fn a_repeated_limit_is_a_400_as_api_gateway_joins_it_into_one_value() {
+    let db = TestDb::new().await;
+    insert_user(&db.pool, ALICE).await;
+    let deps = deps(db.pool.clone()).await;
+
+    // `?limit=5&limit=7` reaches the function as payload 2.0 sends it: "5,7".
+    let (status, body) = call(&deps, feed(ALICE, &[("limit", "5,7")])).await;
+
+    assert_standard_error(status, &body, 400, "invalid_request");
+    assert!(
+        body["message"].as_str().unwrap().starts_with("limit:"),
+        "{body}"
+    );
+}
+
+/// A memory written around the API (as the upload did before it checked the range, or by
+/// hand): `captured_at` (also its `completed_at`) and `created_at` as PostgreSQL reads text.
+async fn memory_at(
+    pool: &PgPool,
+    owner: Uuid,
+    status: &str,
+    captured_at: Option<&str>,
+    created_at: &str,
+) -> Uuid {
+    sqlx::query_scalar(
+        "INSERT INTO memories (user_id, s3_key, declared_content_type, declared_size_bytes,
+                               status, upload_expires_at, captured_at, created_at, completed_at)
+         VALUES ($1, 'users/' || $1 || '/memories/' || gen_random_uuid(), 'image/jpeg', 5,
+                 $2, now(), $3::timestamptz, $4::timestamptz, $3::timestamptz)
+         RETURNING id",
+    )
+    .bind(owner)
+    .bind(status)
+    .bind(captured_at)
+    .bind(created_at)
+    .fetch_one(pool)
+    .await
+    .unwrap()
+}
+
+#[tokio::test]
+async fn a_stored_captured_at_no_response_can_render_is_null_and_the_pending_feed_stays_up() {
+    // given the row the old upload stored for captured_at 0000-01-01T00:00:00+01:00 (year
+    // -1 in UTC), and others no RFC 3339 text can show
+    let db = TestDb::new().await;
+    let alice = insert_user(&db.pool, ALICE).await;
+    let mut extreme = HashSet::new();
+    for at in [
+        // 0000-01-01T00:00:00+01:00 is ISO year -1, 2 BC as PostgreSQL writes it.
+        "0002-12-31 23:00:00+00 BC",
+        "infinity",
+        "-infinity",
+        "20000-01-01T00:00:00Z",
+        "4713-01-01 BC",
+    ] {
+        let id = memory_at(&db.pool, alice, "pending", Some(at), "now").await;
+        extreme.insert(id.to_string());
+    }
+    let fine = memory_at(
+        &db.pool,
+        alice,
+        "pending",
+        Some("2026-11-20T10:00:00Z"),
+        "now",
+    )
+    .await;
+    let deps = deps(db.pool.clone()).await;
+
+    // when the pending feed is read, then every memory shows, the unrenderable times as null
+    let (status, page) = call(&deps, feed(ALICE, &[("status", "pending")])).await;
+    assert_eq!(status, 200, "{page}");
+    assert_eq!(ids(&page).len(), 6, "{page}");
+    for item in page["items"].as_array().unwrap() {
+        if extreme.contains(item["id"].as_str().unwrap()) {
+            assert_eq!(item["captured_at"], Value::Null, "{item}");
+            assert_eq!(item["completed_at"], Value::Null, "{item}");
+        } else {
+            assert_eq!(item["captured_at"], "2026-11-20T10:00:00Z", "{item}");
+        }
+    }
+
+    // and each one's detail answers too
+    for id in extreme.iter().cloned().chain([fine.to_string()]) {
+        let (status, body) = call(&deps, one(ALICE, &id)).await;
+        assert_eq!(status, 200, "{body}");
+    }
+}
+
+#[tokio::test]
+async fn a_row_whose_created_at_cannot_be_rendered_is_in_no_page_and_the_feed_stays_up() {
+    // given memories whose sort key was written around the API beyond either end
+    let db = TestDb::new().await;
+    let alice = insert_user(&db.pool, ALICE).await;
+    let mut hidden = Vec::new();
+    for at in [
+        "infinity",
+        "-infinity",
+        "20000-01-01T00:00:00Z",
+        "0002-12-31 23:00:00+00 BC",
+    ] {
+        hidden.push(memory_at(&db.pool, alice, "ready", None, at).await);
+    }
+    let shown = memories(&db.pool, alice, "ready", 3, 0).await;
+    let deps = deps(db.pool.clone()).await;
+
+    // when the feed is walked page by page, then it answers with every other memory
+    let mut seen = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let mut query = vec![("limit", "1")];
+        if let Some(c) = &cursor {
+            query.push(("cursor", c));
+        }
+        let (status, page) = call(&deps, feed(ALICE, &query)).await;
+        assert_eq!(status, 200, "{page}");
+        seen.extend(ids(&page));
+        match page["next_cursor"].as_str() {
+            Some(next) => cursor = Some(next.to_owned()),
+            None => break,
+        }
+    }
+    let want: Vec<String> = shown.iter().map(Uuid::to_string).collect();
+    assert_eq!(seen.iter().collect::<HashSet<_>>(), want.iter().collect());
+
+    // and the hidden ones are a 404, like in no page, not a 500
+    for id in hidden {
+        let (status, body) = call(&deps, one(ALICE, &id.to_string())).await;
+        assert_standard_error(status, &body, 404, "not_found");
+    }
+}
+
+#[tokio::test]
 async fn a_caller_without_a_users_row_gets_an_empty_feed_and_404s() {
     let db = TestDb::new().await;
     let alice = insert_user(&db.pool, ALICE).await;

@@ -53,7 +53,8 @@ pub struct CreateUpload {
     pub file_name: Option<String>,
     #[serde(default)]
     pub title: Option<String>,
-    #[serde(default, with = "time::serde::rfc3339::option")]
+    /// RFC 3339, within the range PostgreSQL stores and responses render (shared::timestamp).
+    #[serde(default, deserialize_with = "encache_shared::timestamp::optional")]
     pub captured_at: Option<OffsetDateTime>,
 }
 

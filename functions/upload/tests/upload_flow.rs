@@ -353,6 +353,94 @@ async fn bad_input_is_a_400_naming_the_field_and_writes_nothing() {
 }
 
 #[tokio::test]
+async fn a_captured_at_postgres_or_rfc3339_cannot_hold_is_a_400_and_nothing_is_stored() {
+    // The issue's case: year 0 with an offset is year -1 in UTC, which PostgreSQL stored
+    // and no feed could render, so the pending feed was a 500 from then on.
+    let w = World::new().await;
+    for captured_at in [
+        "0000-01-01T00:00:00+01:00",
+        "0000-01-01T00:00:00+23:59",
+        "9999-12-31T23:59:59-23:59",
+        "9999-12-31T23:59:59.9999999Z",
+    ] {
+        let body =
+            json!({"content_type": "image/jpeg", "size_bytes": 5, "captured_at": captured_at});
+        let (status, err) = w.create("sub-year0", &body.to_string()).await;
+        assert_eq!(status, 400, "{captured_at} -> {err}");
+        assert_eq!(
+            (err["status"].as_i64(), err["code"].as_str()),
+            (Some(400), Some("invalid_request"))
+        );
+        assert!(
+            err["message"]
+                .as_str()
+                .unwrap()
+                .starts_with("captured_at: must be between"),
+            "{err}"
+        );
+    }
+    assert_eq!(count(&w.db.pool, "memories").await, 0);
+
+    // The ends of the range are accepted and stored as given.
+    for captured_at in ["0000-01-01T00:00:00Z", "9999-12-31T23:59:59.999999Z"] {
+        let body =
+            json!({"content_type": "image/jpeg", "size_bytes": 5, "captured_at": captured_at});
+        let (status, ticket) = w.create("sub-year0", &body.to_string()).await;
+        assert_eq!(status, 201, "{captured_at} -> {ticket}");
+    }
+    assert_eq!(count(&w.db.pool, "memories").await, 2);
+}
+
+#[tokio::test]
+async fn a_body_that_is_not_exactly_one_json_object_is_a_400_and_writes_nothing() {
+    let w = World::new().await;
+    let one = r#"{"content_type": "image/jpeg", "size_bytes": 5}"#;
+    let cases = [
+        (
+            format!("{one} trailing"),
+            "invalid_json",
+            "nothing after it",
+        ),
+        (format!("{one}{one}"), "invalid_json", "nothing after it"),
+        (
+            format!("{one}\n{one}\n"),
+            "invalid_json",
+            "nothing after it",
+        ),
+        // The field values in order, which serde alone would read into the struct.
+        (
+            r#"["image/jpeg", 5]"#.to_owned(),
+            "invalid_request",
+            "not an array",
+        ),
+        (
+            r#""image/jpeg""#.to_owned(),
+            "invalid_request",
+            "JSON object",
+        ),
+    ];
+    for (body, code, words) in &cases {
+        let (status, err) = w.create("sub-shape", body).await;
+        assert_eq!(status, 400, "{body} -> {err}");
+        assert_eq!(err["code"], *code, "{body} -> {err}");
+        assert!(
+            err["message"].as_str().unwrap().contains(words),
+            "{body} -> {err}"
+        );
+    }
+    assert_eq!(count(&w.db.pool, "memories").await, 0);
+
+    // Unknown fields stay ignored, as the API documents for this body.
+    let (status, ticket) = w
+        .create(
+            "sub-shape",
+            r#"{"content_type": "image/jpeg", "size_bytes": 5, "colour": "red"}"#,
+        )
+        .await;
+    assert_eq!(status, 201, "{ticket}");
+}
+
+#[tokio::test]
 async fn a_caller_with_no_profile_and_no_email_claim_is_refused_and_nothing_is_written() {
     let w = World::new().await;
     let mut req = request(

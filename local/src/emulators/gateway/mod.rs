@@ -4,10 +4,12 @@
 //!
 //! This module builds the gateway from the template and serves it; `routes` matches a
 //! request to a route, [`jwt`] is the authorizer, `payload` the 2.0 event and the
-//! response mapping, `cors` the CORS answers.
+//! response mapping, `cors` the CORS answers, `limits` what is refused before any route
+//! (every answer the gateway gives itself is `{"message": ...}` JSON, as API Gateway's).
 
 mod cors;
 pub mod jwt;
+mod limits;
 mod payload;
 mod routes;
 
@@ -24,6 +26,7 @@ use axum::response::{IntoResponse, Response};
 pub use cors::Cors;
 use cors::{add_cors, cors_from};
 use jwt::{JwtAuthorizer, JwtSettings};
+use limits::{JsonErrors, Peer, over_quota};
 pub use payload::map_response;
 use payload::{build_event, header, message};
 pub use routes::Route;
@@ -162,8 +165,8 @@ pub fn default_jwks_url(issuer: &str, endpoint: Option<&str>) -> String {
 pub async fn serve(listener: tokio::net::TcpListener, gateway: Arc<Gateway>) -> anyhow::Result<()> {
     let app = axum::Router::new().fallback(handle).with_state(gateway);
     axum::serve(
-        listener,
-        app.into_make_service_with_connect_info::<SocketAddr>(),
+        JsonErrors(listener),
+        app.into_make_service_with_connect_info::<Peer>(),
     )
     .await
     .context("serving the HTTP API")
@@ -171,7 +174,7 @@ pub async fn serve(listener: tokio::net::TcpListener, gateway: Arc<Gateway>) -> 
 
 async fn handle(
     State(gw): State<Arc<Gateway>>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    ConnectInfo(Peer(peer)): ConnectInfo<Peer>,
     request: Request<Body>,
 ) -> Response {
     let request_id = uuid::Uuid::new_v4().simple().to_string()[..16].to_owned();
@@ -192,6 +195,9 @@ async fn route(
     request: Request<Body>,
     request_id: &str,
 ) -> Response {
+    if let Some(refused) = over_quota(request.method(), request.uri(), request.headers()) {
+        return refused;
+    }
     let method = request.method().as_str().to_owned();
     let path = request.uri().path().to_owned();
     // CORS preflight: API Gateway answers it itself, without auth or integration.

@@ -27,11 +27,16 @@ pub(super) fn message(status: StatusCode, text: &str) -> Response {
     (status, axum::Json(json!({ "message": text }))).into_response()
 }
 
+/// A header as API Gateway reads it (for the event and for the authorizer's identity
+/// source): a repeated header's values joined with commas. Two `Authorization` headers
+/// are then one malformed token, not the first of them.
 pub(super) fn header(headers: &HeaderMap, name: &str) -> Option<String> {
-    headers
-        .get(name)
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned)
+    let values: Vec<&str> = headers
+        .get_all(name)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .collect();
+    (!values.is_empty()).then(|| values.join(","))
 }
 
 fn is_text(content_type: Option<&str>) -> bool {
@@ -57,37 +62,43 @@ pub(super) fn build_event(
     let mut headers = HeaderMap::new();
     let mut cookies = Vec::new();
     for name in parts.headers.keys() {
-        let values: Vec<&str> = parts
-            .headers
-            .get_all(name)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .collect();
         if name == "cookie" {
             cookies.extend(
-                values
+                parts
+                    .headers
+                    .get_all(name)
                     .iter()
+                    .filter_map(|v| v.to_str().ok())
                     .flat_map(|v| v.split(';'))
                     .map(|c| c.trim().to_owned())
                     .filter(|c| !c.is_empty()),
             );
             continue;
         }
+        let Some(joined) = header(&parts.headers, name.as_str()) else {
+            continue;
+        };
         if let (Ok(n), Ok(v)) = (
             HeaderName::from_bytes(name.as_str().as_bytes()),
-            HeaderValue::from_str(&values.join(",")),
+            HeaderValue::from_str(&joined),
         ) {
             headers.insert(n, v);
         }
     }
     let raw_query = parts.uri.query().unwrap_or_default().to_owned();
-    let mut query: HashMap<String, Vec<String>> = HashMap::new();
+    let mut query: HashMap<String, String> = HashMap::new();
     for pair in raw_query.split('&').filter(|p| !p.is_empty()) {
         let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        let value = decode(&v.replace('+', " "));
+        // Payload 2.0 joins a repeated parameter's values with commas, in order:
+        // `limit=5&limit=7` reaches the function as `"limit": "5,7"`.
         query
             .entry(decode(&k.replace('+', " ")))
-            .or_default()
-            .push(decode(&v.replace('+', " ")));
+            .and_modify(|joined| {
+                joined.push(',');
+                joined.push_str(&value);
+            })
+            .or_insert(value);
     }
     let content_type = header(&parts.headers, "content-type");
     let (body, is_base64) = if body.is_empty() {
