@@ -100,3 +100,11 @@ fn every_check_sends_a_complete_http_api_event_without_claims() {
         );
     }
 }
+
+#[test]
+fn the_sample_hook_event_is_what_codedeploy_sends() {
+    let event: aws_lambda_events::event::codedeploy::CodeDeployLifecycleEvent =
+        encache_testkit::sample_event("codedeploy-pre-traffic.json");
+    assert_eq!(event.deployment_id, "d-ABCDEF123");
+    assert!(!event.lifecycle_event_hook_execution_id.is_empty());
+}

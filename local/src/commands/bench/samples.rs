@@ -9,7 +9,8 @@
 //!   accepts;
 //! - a Cognito trigger (no template event; Terraform wires it): the sample whose
 //!   `triggerSource` belongs to the trigger the local pool runs the function as;
-//! - a custom resource's function (its `ServiceToken`): the sample of that resource.
+//! - a custom resource's function (its `ServiceToken`): the sample of that resource;
+//! - a PreTraffic hook (a `DeploymentPreference.Hooks` target): the CodeDeploy hook sample.
 //!
 //! The function's events are tried in template order, the samples in file-name order;
 //! the first match wins.
@@ -109,6 +110,27 @@ impl Samples {
                      CloudFormation URL ({host}); `encache-local provision` runs it against \
                      a local listener instead"
                 ),
+            };
+        }
+        let is_hook = template.functions.values().any(|other| {
+            other
+                .pre_traffic_hook
+                .as_ref()
+                .and_then(crate::template::ref_target)
+                .as_deref()
+                == Some(f.logical_id.as_str())
+        });
+        if let Some(s) = self
+            .0
+            .iter()
+            .find(|s| is_hook && s.json["LifecycleEventHookExecutionId"].is_string())
+        {
+            return Choice::Skip {
+                name: s.name.clone(),
+                reason: "a PreTraffic hook reports its verdict to CodeDeploy and invokes the \
+                         API functions' new versions; `encache-local provision` runs it as \
+                         CodeDeploy does, with both APIs on a local listener"
+                    .into(),
             };
         }
         Choice::None
@@ -218,6 +240,10 @@ mod tests {
             ("MemoryFeedFunction", "memory-feed-list.json"),
             ("MigrateFunction", "skip (cfn-database-schema-create.json)"),
             ("PostConfirmationFunction", "cognito-post-confirmation.json"),
+            (
+                "PreTrafficHookFunction",
+                "skip (codedeploy-pre-traffic.json)",
+            ),
             ("PreSignUpFunction", "cognito-pre-sign-up.json"),
             (
                 "PreTokenGenerationFunction",
