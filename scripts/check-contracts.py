@@ -73,7 +73,9 @@ def terraform_files() -> list[Path]:
 
 
 def terraform_resources() -> list[str]:
-    """Addresses of every `resource` block in devops/ (module resources as module.NAME.x.y)."""
+    """Addresses of every `resource` block in devops/ (module resources as module.NAME.x.y;
+    those of a root module of its own in a subfolder, such as devops/bootstrap, as
+    bootstrap/x.y)."""
     module_names: dict[str, str] = {}
     for tf in (ROOT / "devops").glob("*.tf"):
         for m in re.finditer(r'module\s+"([^"]+)"\s*\{[^}]*?source\s*=\s*"\./modules/([^"]+)"', tf.read_text()):
@@ -86,6 +88,8 @@ def terraform_resources() -> list[str]:
         prefix = ""
         if rel.parts[0] == "modules":
             prefix = f"module.{module_names.get(rel.parts[1], rel.parts[1])}."
+        elif len(rel.parts) > 1:
+            prefix = f"{rel.parts[0]}/"
         for m in re.finditer(r'^resource\s+"([^"]+)"\s+"([^"]+)"', tf.read_text(), re.M):
             found.append(f"{prefix}{m.group(1)}.{m.group(2)}")
     return sorted(found)
@@ -287,6 +291,9 @@ def self_test() -> int:
         d["outputs"] = [o for o in d["outputs"] if o != "PreSignUpFunctionArn"]
         f.write_text(json.dumps(d))
 
+    def add_unowned_bootstrap_resource(root: Path) -> None:
+        (root / "devops/bootstrap/orphan.tf").write_text('resource "aws_sqs_queue" "orphan" {}\n')
+
     def literal_name_in_terraform(root: Path) -> None:
         (root / "devops/literal.tf").write_text('locals {\n  x = "/encache/dev/db/host"\n}\n')
 
@@ -300,6 +307,8 @@ def self_test() -> int:
         ("a template parameter devops/ does not write", break_template_param, "nobody/writes-this"),
         ("an unowned template resource", add_unowned_resource, "gap: template.yaml resource OrphanQueue"),
         ("an unowned devops/ resource", add_unowned_terraform_resource, "gap: devops/ resource aws_sqs_queue.orphan"),
+        ("an unowned devops/bootstrap resource", add_unowned_bootstrap_resource,
+         "gap: devops/ resource bootstrap/aws_sqs_queue.orphan"),
         ("a stack output the sync does not copy", drop_synced_output, "does not sync"),
         ("a literal parameter name in devops/", literal_name_in_terraform, "literal /encache/ name"),
         ("a terraform-sourced parameter without a value", unmapped_terraform_value, "misc/unmapped"),

@@ -1,11 +1,16 @@
 #!/usr/bin/env bash
 # Infrastructure checks (issue 9), one subcommand per scripts/test.sh step:
-#   fmt        terraform fmt -check -recursive devops/
-#   validate   terraform init from the provider mirror (no network) + validate
-#   emulator   apply -> plan (expect no changes) -> existing-database plan -> destroy of the
-#              RDS variant against the moto emulator at $AWS_ENDPOINT_URL, in a throwaway
-#              copy and state dir (the trigger wiring runs for real in the deploy rehearsal)
-#   checkov    checkov on devops/ and template.yaml
+#   fmt        terraform fmt -check -recursive devops/ (devops/bootstrap included)
+#   validate   terraform init from the provider mirror (no network) + validate, of devops/
+#              and devops/bootstrap
+#   emulator   devops/bootstrap: apply -> scripts/check-bootstrap.py (and its self-test)
+#              -> plan (expect no changes), on a moto emulator of its own; then devops/,
+#              its state in that emulated state bucket (S3 backend, lock file): apply ->
+#              plan (expect no changes) -> existing-database plan -> destroy of the RDS
+#              variant against the moto emulator at $AWS_ENDPOINT_URL, in a throwaway copy
+#              (the trigger wiring runs for real in the deploy rehearsal); then the
+#              bootstrap's destroy
+#   checkov    checkov on devops/ (devops/bootstrap included) and template.yaml
 #   cfn-lint   cfn-lint template.yaml with the serverless rules
 #   sam        sam validate --lint
 #   contracts  scripts/check-contracts.py (SSM names, stack outputs, ownership)
@@ -25,13 +30,18 @@ check_fmt() {
 
 check_validate() {
   terraform_env
-  local data
-  data="$(mktemp -d)"
-  # A throwaway data dir: the check never touches devops/.terraform.
-  local rc=0
-  TF_DATA_DIR="$data" terraform -chdir=devops init -backend=false -lockfile=readonly >/dev/null || rc=1
-  [ $rc -ne 0 ] || TF_DATA_DIR="$data" terraform -chdir=devops validate -no-color || rc=1
-  rm -rf "$data"
+  local data dir rc=0
+  # devops/ and the account bootstrap (devops/bootstrap), each in a throwaway data dir
+  # (the check never touches their .terraform) and without a backend.
+  for dir in devops devops/bootstrap; do
+    data="$(mktemp -d)"
+    echo "$dir:"
+    if ! TF_DATA_DIR="$data" terraform -chdir="$dir" init -backend=false -lockfile=readonly >/dev/null \
+      || ! TF_DATA_DIR="$data" terraform -chdir="$dir" validate -no-color; then
+      rc=1
+    fi
+    rm -rf "$data"
+  done
   return $rc
 }
 
@@ -62,8 +72,55 @@ check_emulator() {
   local vars=(-var-file="$ENCACHE_ROOT/devops/emulator.tfvars")
   local rc=0
 
-  log "terraform init (provider mirror, local state in $work)"
-  "${tf[@]}" init -lockfile=readonly >/dev/null || rc=1
+  # The account bootstrap on an emulator of its own: what it creates is account-wide (the
+  # one GitHub OIDC provider, the encache-github-* roles) and would collide with anyone
+  # else's run on the shared emulator. Its state bucket then holds devops/'s state.
+  local boot="$work/devops/bootstrap" boot_port boot_pid boot_url
+  local boot_tf=(terraform -chdir="$boot") boot_vars=(-var-file="$ENCACHE_ROOT/devops/bootstrap/emulator.tfvars")
+  boot_port="$(free_port)"
+  boot_url="http://127.0.0.1:$boot_port"
+  setsid "$ENCACHE_VENV/bin/python" -m moto.server -H 127.0.0.1 -p "$boot_port" >"$work/moto-bootstrap.log" 2>&1 </dev/null &
+  boot_pid=$!
+  # shellcheck disable=SC2064 # the pid is fixed now
+  trap "kill $boot_pid 2>/dev/null || true" EXIT
+  AWS_ENDPOINT_URL="$boot_url" emulator_provider_override "$boot"
+  wait_until 30 "the bootstrap's emulator" curl -sf "$boot_url/moto-api/" || rc=1
+  if [ $rc -eq 0 ]; then
+    log "devops/bootstrap: terraform apply (its own emulator, local state in $boot)"
+    emulator_bootstrap "$boot" "$work/bootstrap-apply.log" || { cat "$work/bootstrap-apply.log"; rc=1; }
+    tail -n 1 "$work/bootstrap-apply.log"
+  fi
+  if [ $rc -eq 0 ]; then
+    log "devops/bootstrap: scripts/check-bootstrap.py on the applied state (then its self-test)"
+    "${boot_tf[@]}" show -json >"$work/bootstrap-state.json" \
+      && "$ENCACHE_VENV/bin/python" scripts/check-bootstrap.py "$work/bootstrap-state.json" \
+        --contract "$work/contracts/ssm-parameters.json" \
+      && "$ENCACHE_VENV/bin/python" scripts/check-bootstrap.py --self-test "$work/bootstrap-state.json" \
+        --contract "$work/contracts/ssm-parameters.json" || rc=1
+  fi
+  if [ $rc -eq 0 ]; then
+    log "devops/bootstrap: terraform plan -detailed-exitcode (expect no changes)"
+    local brc=0
+    "${boot_tf[@]}" plan -detailed-exitcode -no-color "${boot_vars[@]}" >"$work/bootstrap-plan.log" 2>&1 || brc=$?
+    case $brc in
+      0) echo "no changes after apply" ;;
+      *) cat "$work/bootstrap-plan.log"; warn "the bootstrap's plan after apply is not empty or failed"; rc=1 ;;
+    esac
+  fi
+  if [ $rc -eq 0 ]; then
+    emulator_state_backend "$boot" "$boot_url" "$work/backend.s3.hcl" || rc=1
+  fi
+
+  local inited=false
+  if [ $rc -eq 0 ]; then
+    log "terraform init (provider mirror, S3 backend: the bootstrap's state bucket, key encache/dev/terraform.tfstate)"
+    if "${tf[@]}" init -lockfile=readonly -backend-config="$work/backend.s3.hcl" \
+      -backend-config=key=encache/dev/terraform.tfstate >/dev/null; then
+      inited=true
+    else
+      rc=1
+    fi
+  fi
   if [ $rc -eq 0 ]; then
     log "terraform apply (emulator)"
     "${tf[@]}" apply -auto-approve -no-color "${vars[@]}" >"$work/apply.log" 2>&1 || {
@@ -92,12 +149,37 @@ check_emulator() {
       cat "$work/plan3.log"; warn "the existing-database plan failed"; rc=1
     fi
   fi
-  log "terraform destroy (emulator)"
-  if ! "${tf[@]}" destroy -auto-approve -no-color "${vars[@]}" >"$work/destroy.log" 2>&1; then
-    cat "$work/destroy.log"; rc=1
-  else
-    tail -n 1 "$work/destroy.log"
+  if $inited; then
+    log "terraform destroy (emulator)"
+    if ! "${tf[@]}" destroy -auto-approve -no-color "${vars[@]}" >"$work/destroy.log" 2>&1; then
+      cat "$work/destroy.log"; rc=1
+    else
+      tail -n 1 "$work/destroy.log"
+    fi
   fi
+  if [ -f "$boot/terraform.tfstate" ]; then
+    log "devops/bootstrap: terraform destroy (the state bucket with every state version in it)"
+    # Emptied first, while still versioned: destroy suspends versioning before it deletes
+    # the bucket, and moto 5.2 then fails (500, forever retried) to delete a key whose
+    # versions include delete markers, which every released lock file leaves.
+    "$ENCACHE_VENV/bin/python" - "$boot_url" "$("${boot_tf[@]}" output -raw state_bucket 2>/dev/null)" <<'PY' || rc=1
+import sys, boto3
+s3 = boto3.client("s3", endpoint_url=sys.argv[1], region_name="us-east-1",
+                  aws_access_key_id="test", aws_secret_access_key="test")
+for page in s3.get_paginator("list_object_versions").paginate(Bucket=sys.argv[2]):
+    objects = [{"Key": v["Key"], "VersionId": v["VersionId"]}
+               for v in page.get("Versions", []) + page.get("DeleteMarkers", [])]
+    if objects:
+        s3.delete_objects(Bucket=sys.argv[2], Delete={"Objects": objects, "Quiet": True})
+PY
+    if ! "${boot_tf[@]}" destroy -auto-approve -no-color "${boot_vars[@]}" >"$work/bootstrap-destroy.log" 2>&1; then
+      cat "$work/bootstrap-destroy.log"; rc=1
+    else
+      tail -n 1 "$work/bootstrap-destroy.log"
+    fi
+  fi
+  kill "$boot_pid" 2>/dev/null || true
+  wait "$boot_pid" 2>/dev/null || true
   rm -rf "$work"
   return $rc
 }

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Deploys encache in the one order that works, printing each step with its time and
 # stopping at the first failure:
-#   1. preflight        tools, AWS credentials, contracts, operator secrets
+#   1. preflight        tools, the state backend (devops/backend.s3.hcl), AWS
+#                       credentials, contracts, operator secrets
 #   2. terraform apply  shared infrastructure + every SSM parameter template.yaml reads;
 #                       then a plan that must show no changes
 #   3. parameters       every /encache/ENV/... parameter the stack reads exists
@@ -84,6 +85,9 @@ py="$ENCACHE_INFRA_VENVS/sam/bin/python" # has boto3
 export AWS_REGION="${AWS_REGION:-us-east-1}"
 tf_dir="$DEVOPS_DIR"
 tf_vars=()
+# devops/'s S3 backend: the account's state bucket (devops/bootstrap's backend_config
+# output); step 2 adds this environment's key.
+backend_config="${ENCACHE_TF_BACKEND_CONFIG:-$DEVOPS_DIR/backend.s3.hcl}"
 mkdir -p "$ENCACHE_DEV_DIR"
 
 # ---------------------------------------------------------------- the rehearsal's world
@@ -126,6 +130,18 @@ if [ "$target" = rehearsal ]; then
   # Terraform runs on a copy of devops/ whose AWS provider points at the emulator.
   emulator_devops_copy "$work/tf"
   tf_dir="$work/tf/devops"
+  # The account's one-time bootstrap, as an operator applies it (devops/bootstrap): the
+  # state bucket step 2 keeps this environment's state in (S3 backend, lock file) and the
+  # GitHub OIDC roles. Its backend_config output is the rehearsal's devops/backend.s3.hcl.
+  # (Its lifecycle rule is left out: the AWS provider waits a minute for it to settle;
+  # scripts/check-infra.sh emulator applies and checks the whole bootstrap.)
+  boot_started=$SECONDS
+  emulator_bootstrap "$work/tf/devops/bootstrap" "$work/bootstrap.log" -var enable_state_lifecycle=false \
+    || { cat "$work/bootstrap.log" >&2; die "devops/bootstrap did not apply to the rehearsal's emulator"; }
+  backend_config="$work/backend.s3.hcl"
+  emulator_state_backend "$work/tf/devops/bootstrap" "$AWS_ENDPOINT_URL" "$backend_config" \
+    || die "could not write the rehearsal's backend configuration from devops/bootstrap's outputs"
+  log "rehearsal: devops/bootstrap applied in $((SECONDS - boot_started))s: state bucket $(terraform -chdir="$work/tf/devops/bootstrap" output -raw state_bucket), GitHub OIDC roles"
   # The operator's inputs as the example gives them, then what the emulator cannot run.
   tf_vars=(-var-file="$DEVOPS_DIR/terraform.tfvars.example" -var-file="$DEVOPS_DIR/emulator.tfvars" -var enable_rds=false
     -var existing_db_host="$PGHOST" -var existing_db_port="$PGPORT"
@@ -195,6 +211,19 @@ terraform_apply() {
 # ---------------------------------------------------------------- 1. preflight
 step "preflight: tools, credentials, contracts"
 command -v curl >/dev/null || die "curl is required"
+if [ ! -f "$backend_config" ]; then
+  [ -z "${ENCACHE_TF_BACKEND_CONFIG:-}" ] || die "ENCACHE_TF_BACKEND_CONFIG=$ENCACHE_TF_BACKEND_CONFIG does not exist"
+  die "devops/backend.s3.hcl is missing: apply devops/bootstrap once per account (README, Deploying), then write its backend_config output there"
+fi
+# A state of the workspace layout would be left behind: step 2 would start an empty one.
+if grep -Eq '^[[:space:]]*(key|dynamodb_table)[[:space:]]*=' "$backend_config" \
+  || ! grep -Eq '^[[:space:]]*use_lockfile[[:space:]]*=[[:space:]]*true' "$backend_config"; then
+  die "${backend_config#"$ENCACHE_ROOT"/} is not devops/bootstrap's backend_config (use_lockfile = true, no key, no dynamodb_table): move the workspace layout's states first (devops/bootstrap/README.md, Moving an existing state)"
+fi
+old_state="$DEVOPS_DIR/terraform.tfstate.d/$env_name/terraform.tfstate"
+if [ "$target" != rehearsal ] && [ -s "$old_state" ]; then
+  die "${old_state#"$ENCACHE_ROOT"/} holds $env_name's state from the workspace layout: push it to the S3 backend first (devops/bootstrap/README.md, Moving an existing state)"
+fi
 if [ "$target" != rehearsal ] && [ -z "${SMOKE_EMAIL_DOMAIN:-}" ]; then
   die "export SMOKE_EMAIL_DOMAIN: a mail domain you own that the pre-sign-up policy allows (Cognito mails the smoke user a code; example.com would bounce)"
 fi
@@ -225,16 +254,16 @@ wire_now="$([ -z "$missing" ] && echo true || echo false)"
 
 # ---------------------------------------------------------------- 2. terraform apply
 step "terraform apply (shared infrastructure, wire_auth_triggers=$wire_now), then plan: no changes"
-if [ -f "$tf_dir/backend.s3.hcl" ]; then
-  printf '# Written by scripts/deploy.sh because devops/backend.s3.hcl exists.\nterraform {\n  backend "s3" {}\n}\n' \
-    >"$tf_dir/backend_override.tf"
-  terraform -chdir="$tf_dir" init -input=false -backend-config=backend.s3.hcl
-else
-  terraform -chdir="$tf_dir" init -input=false >/dev/null
-fi
-# One state per environment: dev and prod must never plan against each other's resources.
-terraform -chdir="$tf_dir" workspace select -or-create "$env_name" >/dev/null
-echo "terraform workspace $env_name"
+# One state per environment, dev and prod never planning against each other's resources:
+# the key encache/ENV/terraform.tfstate in the account's state bucket, locked by the S3
+# lock file beside it. No workspaces: TF_WORKSPACE=default overrides whichever one an
+# older checkout selected.
+state_key="encache/$env_name/terraform.tfstate"
+export TF_WORKSPACE=default
+terraform -chdir="$tf_dir" init -input=false -reconfigure -backend-config="$backend_config" \
+  -backend-config="key=$state_key" >"$ENCACHE_DEV_DIR/terraform-init.log" 2>&1 \
+  || { cat "$ENCACHE_DEV_DIR/terraform-init.log" >&2; die "terraform init failed (backend ${backend_config#"$ENCACHE_ROOT"/}, key $state_key)"; }
+echo "terraform state: $state_key (S3 backend, lock file $state_key.tflock)"
 if [ "$target" = rehearsal ]; then
   teardown_steps+=("terraform -chdir='$tf_dir' destroy -input=false -auto-approve -no-color $(printf "'%s' " "${tf_vars[@]}") -var env=$env_name -var aws_region=$AWS_REGION >'$work/destroy.log' 2>&1 || { cat '$work/destroy.log'; false; }")
 fi

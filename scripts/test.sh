@@ -72,7 +72,8 @@ step zizmor "$ENCACHE_VENV/bin/zizmor" --offline --no-progress .github/workflows
 step openapi "$ENCACHE_VENV/bin/openapi-spec-validator" docs/openapi.yaml
 step tests env SQLX_OFFLINE=true cargo nextest run --workspace --locked --profile ci
 # Infrastructure (scripts/check-infra.sh): Terraform, the contracts, the linters, and an
-# apply -> plan -> destroy of devops/ against the running moto emulator.
+# apply -> plan -> destroy of devops/ against the running moto emulator, its state in the
+# S3 bucket of devops/bootstrap (applied first, its roles asserted by check-bootstrap.py).
 for c in tf-fmt:fmt tf-validate:validate contracts:contracts cfn-lint:cfn-lint sam-validate:sam checkov:checkov tf-emulator:emulator; do
   step "${c%%:*}" scripts/check-infra.sh "${c#*:}"
 done

@@ -87,13 +87,58 @@ PY
 }
 
 # emulator_devops_copy WORK: devops/ and contracts/ copied to WORK with only the
-# configuration (no providers, state, per-env workspace state, backend override, nor an
-# operator's tfvars: Terraform would load them) and the AWS provider pointed at the emulator.
+# configuration (no providers, state, per-env workspace state, backend override or
+# configuration, nor an operator's tfvars: Terraform would load them; the same for
+# devops/bootstrap) and the AWS provider of both modules pointed at the emulator.
 emulator_devops_copy() {
   local work="$1"
   mkdir -p "$work"
   cp -R "$ENCACHE_ROOT/devops" "$ENCACHE_ROOT/contracts" "$work/"
   rm -rf "$work/devops/.terraform" "$work/devops"/*.tfstate* "$work/devops/terraform.tfstate.d" \
-    "$work/devops/backend_override.tf" "$work/devops/terraform.tfvars" "$work/devops"/*.auto.tfvars
+    "$work/devops/backend_override.tf" "$work/devops/terraform.tfvars" "$work/devops"/*.auto.tfvars \
+    "$work/devops/backend.s3.hcl" "$work/devops/bootstrap/.terraform" "$work/devops/bootstrap"/*.tfstate* \
+    "$work/devops/bootstrap/terraform.tfvars" "$work/devops/bootstrap"/*.auto.tfvars
   emulator_provider_override "$work/devops"
+  emulator_provider_override "$work/devops/bootstrap"
+}
+
+# emulator_bootstrap DIR LOG [ARGS...]: devops/bootstrap in DIR (a copy from
+# emulator_devops_copy) applied to the emulator its provider override names, with
+# devops/bootstrap/emulator.tfvars and ARGS; local state in DIR, output in LOG.
+emulator_bootstrap() {
+  local dir="$1" log="$2"
+  shift 2
+  terraform -chdir="$dir" init -input=false -lockfile=readonly >"$log" 2>&1 \
+    && terraform -chdir="$dir" apply -input=false -auto-approve -no-color \
+      -var-file="$DEVOPS_DIR/bootstrap/emulator.tfvars" "$@" >>"$log" 2>&1
+}
+
+# emulator_state_backend DIR ENDPOINT OUT: OUT is the backend configuration of the state
+# bucket the bootstrap in DIR made (its backend_config output, as an operator writes it to
+# devops/backend.s3.hcl), plus what reaches the emulator at ENDPOINT.
+emulator_state_backend() {
+  local dir="$1" endpoint="$2" out="$3" bucket
+  terraform -chdir="$dir" output -raw backend_config >"$out" || return 1
+  bucket="$(terraform -chdir="$dir" output -raw state_bucket)" || return 1
+  cat >>"$out" <<EOF
+# The emulator (scripts/lib/infra.sh), not a real account:
+endpoints                   = { s3 = "$endpoint" }
+use_path_style              = true
+access_key                  = "test"
+secret_key                  = "test"
+skip_credentials_validation = true
+skip_requesting_account_id  = true
+skip_metadata_api_check     = true
+skip_region_validation      = true
+EOF
+  # The one part of the bootstrap the emulator cannot serve: moto evaluates the bucket
+  # policy's DenyInsecureTransport statement without the request's context, and a
+  # condition it cannot evaluate denies even in a Deny statement, so it would refuse
+  # every object request (TLS or not). Real S3 over HTTPS, which Terraform uses, is not
+  # affected; scripts/check-bootstrap.py asserts the policy in the applied state.
+  "$ENCACHE_VENV/bin/python" - "$endpoint" "$bucket" <<'PY'
+import sys, boto3
+boto3.client("s3", endpoint_url=sys.argv[1], region_name="us-east-1", aws_access_key_id="test",
+             aws_secret_access_key="test").delete_bucket_policy(Bucket=sys.argv[2])
+PY
 }
