@@ -4,10 +4,10 @@
 //! stored email is formed the same way whichever endpoint saw them first.
 
 use sqlx::PgPool;
-use time::OffsetDateTime;
 use uuid::Uuid;
 
 use crate::http::Caller;
+use crate::timestamp::Stored;
 
 mod email;
 
@@ -19,8 +19,10 @@ pub struct User {
     pub cognito_sub: String,
     pub email: String,
     pub plan: String,
-    pub created_at: OffsetDateTime,
-    pub updated_at: OffsetDateTime,
+    /// `Stored`, not sqlx's own decoding, which panics on a row written around the API
+    /// (`infinity`, year 10000): the times are only ever shown, as RFC 3339 or `null`.
+    pub created_at: Stored,
+    pub updated_at: Stored,
 }
 
 /// What the upsert did, for the log.
@@ -42,7 +44,8 @@ pub async fn upsert(pool: &PgPool, sub: &str, email: &Email) -> Result<Provision
            SET email = EXCLUDED.email,
                updated_at = CASE WHEN users.email = EXCLUDED.email
                                  THEN users.updated_at ELSE now() END
-        RETURNING id, cognito_sub, email, plan, created_at, updated_at,
+        RETURNING id, cognito_sub, email, plan,
+                  created_at AS "created_at: Stored", updated_at AS "updated_at: Stored",
                   (xmax = 0) AS "created!"
         "#,
         sub,
@@ -66,7 +69,8 @@ pub async fn upsert(pool: &PgPool, sub: &str, email: &Email) -> Result<Provision
 pub async fn find_by_sub(pool: &PgPool, sub: &str) -> Result<Option<User>, sqlx::Error> {
     sqlx::query_as!(
         User,
-        r#"SELECT id, cognito_sub, email, plan, created_at, updated_at
+        r#"SELECT id, cognito_sub, email, plan,
+                  created_at AS "created_at: Stored", updated_at AS "updated_at: Stored"
              FROM users WHERE cognito_sub = $1"#,
         sub,
     )

@@ -12,10 +12,10 @@ use encache_shared::db::{Database, bounded};
 use encache_shared::http::{
     Caller, REQUEST_ID_HEADER, error_response, logged, request_id, respond,
 };
+use encache_shared::timestamp::Stored;
 use encache_shared::{aws, users};
 use lambda_runtime::{Error, LambdaEvent};
 use serde::Serialize;
-use time::OffsetDateTime;
 use uuid::Uuid;
 
 use crate::settings::MeSettings;
@@ -52,10 +52,11 @@ pub struct Profile {
     pub plan: String,
     /// From the token, not the database: Cognito owns group membership.
     pub groups: Vec<String>,
-    #[serde(with = "time::serde::rfc3339")]
-    pub created_at: OffsetDateTime,
-    #[serde(with = "time::serde::rfc3339")]
-    pub updated_at: OffsetDateTime,
+    /// RFC 3339, or `null` for a time no RFC 3339 text can show (a row written around the
+    /// API: `infinity`, year 10000). The profile still answers: who the caller is does not
+    /// depend on these, and an error would shut them out of it over a value they cannot fix.
+    pub created_at: Stored,
+    pub updated_at: Stored,
 }
 
 /// The routes this function serves, by the gateway's route key.

@@ -129,3 +129,44 @@ async fn me_is_a_503_within_its_bound_when_the_database_is_down() {
         started.elapsed()
     );
 }
+
+#[tokio::test]
+async fn me_shows_times_no_rfc3339_text_can_hold_as_null_and_still_answers() {
+    // given users rows written around the API, whose times the API cannot render
+    let db = TestDb::new().await;
+    for (i, at) in [
+        "infinity",
+        "-infinity",
+        "20000-01-01T00:00:00Z",
+        // Year -1 in ISO terms: before 0000-01-01, the first instant the API renders.
+        "0002-12-31 23:00:00+00 BC",
+        "4713-01-01 BC",
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let sub = format!("written-around-the-api-{i}");
+        let id: uuid::Uuid = sqlx::query_scalar(
+            "INSERT INTO users (cognito_sub, email, created_at, updated_at)
+             VALUES ($1, 'kim@example.com', $2::timestamptz, $2::timestamptz)
+             RETURNING id",
+        )
+        .bind(&sub)
+        .bind(at)
+        .fetch_one(&db.pool)
+        .await
+        .unwrap();
+        let mut req = request();
+        claims(&mut req).insert("sub".into(), sub);
+
+        // when the caller asks for their profile
+        let (status, body) = get_me(req, &db.pool).await;
+
+        // then it answers, with the times it cannot show as null
+        assert_eq!(status, 200, "{at}: {body}");
+        assert_eq!(body["id"], id.to_string(), "{at}");
+        assert_eq!(body["email"], "kim@example.com", "{at}");
+        assert_eq!(body["created_at"], Value::Null, "{at}");
+        assert_eq!(body["updated_at"], Value::Null, "{at}");
+    }
+}

@@ -109,6 +109,34 @@ async fn tokens_carry_the_users_id_and_plan_and_keep_their_groups_in_cognitos_do
 }
 
 #[tokio::test]
+async fn a_row_whose_times_no_response_can_render_still_signs_in_with_its_claims() {
+    // given the user's row written around the API with times beyond what the API renders
+    // (sqlx's own decoding of them panicked, and a Lambda built with panic = abort dies)
+    let db = TestDb::new().await;
+    let user_id = provisioned(&db.pool, "pro").await;
+    sqlx::query(
+        "UPDATE users SET created_at = '-infinity', updated_at = '20000-01-01T00:00:00Z'
+         WHERE id = $1::uuid",
+    )
+    .bind(&user_id)
+    .execute(&db.pool)
+    .await
+    .unwrap();
+
+    // when the user signs in
+    let out = generate(raw("cognito-pre-token-generation-v2.json"), &db.pool)
+        .await
+        .unwrap();
+
+    // then the tokens carry the user's claims as always
+    let claims = &out["response"]["claimsAndScopeOverrideDetails"]["idTokenGeneration"]["claimsToAddOrOverride"];
+    assert_eq!(
+        claims,
+        &json!({"encache:user_id": user_id, "encache:plan": "pro"})
+    );
+}
+
+#[tokio::test]
 async fn iam_roles_and_the_preferred_role_are_copied_back_too() {
     let db = TestDb::new().await;
     provisioned(&db.pool, "free").await;

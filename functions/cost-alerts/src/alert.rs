@@ -185,15 +185,9 @@ impl BudgetAlert {
         let mut actual_amount = None;
         let mut forecast_amount = None;
         for line in text.lines() {
-            let Some((label, value)) = line.split_once(':') else {
+            let Some((label, value)) = labelled(line) else {
                 continue;
             };
-            let label = label
-                .split_whitespace()
-                .collect::<Vec<_>>()
-                .join(" ")
-                .to_ascii_lowercase();
-            let value = value.trim();
             if value.is_empty() {
                 continue;
             }
@@ -242,7 +236,7 @@ impl BudgetAlert {
             return None;
         }
         alert.account_id = account_in_text(text);
-        alert.period_hint = period_in_prose(text);
+        alert.period_hint = period_in_prose(text, &alert.budget_name);
         Some(alert)
     }
 }
@@ -260,11 +254,33 @@ fn account_in_text(text: &str) -> Option<String> {
     (digits.len() == 12).then_some(digits)
 }
 
-fn period_in_prose(text: &str) -> Option<&'static str> {
-    let lower = text.to_ascii_lowercase();
+/// `Budget  NAME: x` → (`budget name`, `x`): the label in lower case with its spaces
+/// collapsed, the value trimmed.
+fn labelled(line: &str) -> Option<(String, &str)> {
+    let (label, value) = line.split_once(':')?;
+    let label = label
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+        .to_ascii_lowercase();
+    Some((label, value.trim()))
+}
+
+/// The period of AWS's sentence "... associated with your <name> budget is greater than
+/// <threshold> for the current <period>." The name is the customer's own words and may say
+/// "for the current day" itself: it is taken out of that sentence, and its labelled line
+/// is not prose.
+fn period_in_prose(text: &str, budget_name: &str) -> Option<&'static str> {
+    let named = format!("your {budget_name} budget");
+    let prose = text
+        .lines()
+        .filter(|line| labelled(line).is_none_or(|(label, _)| label != "budget name"))
+        .map(|line| line.replace(&named, "your budget").to_ascii_lowercase())
+        .collect::<Vec<_>>()
+        .join("\n");
     ["day", "month", "quarter", "year"]
         .into_iter()
-        .find(|p| lower.contains(&format!("for the current {p}")))
+        .find(|p| prose.contains(&format!("for the current {p}")))
 }
 
 /// The account id inside `arn:aws:sns:<region>:<account>:<topic>`.
@@ -408,6 +424,33 @@ mod tests {
         assert_eq!(a.budgeted.unwrap().amount, dec("100"));
         assert_eq!(a.threshold, Some(Threshold::Percent(dec("80"))));
         assert_eq!(a.account_id.as_deref(), Some("111122223333"));
+    }
+
+    #[test]
+    fn the_period_comes_from_aws_sentence_not_from_a_budget_name_that_says_one() {
+        // Found by tests/properties.rs: a name saying "for the current day" set the period.
+        let notice = |name: &str, period: &str| {
+            format!(
+                "AWS Account 111122223333\n\nYou requested that we alert you when the ACTUAL Cost \
+                 associated with your {name} budget is greater than $80.00{period}.\n\n\
+                 Budget Name: {name}\nAlert Type: ACTUAL\nACTUAL Amount: $84.12\n"
+            )
+        };
+        let period = |text: String| BudgetAlert::parse(&text).unwrap().period_hint;
+        assert_eq!(
+            period(notice("cap for the current day", " for the current month")),
+            Some("month")
+        );
+        assert_eq!(period(notice("cap for the current day", "")), None);
+        // A name that is only a period word takes nothing from the sentence.
+        assert_eq!(
+            period(notice("month", " for the current quarter")),
+            Some("quarter")
+        );
+        assert_eq!(
+            period(notice("year", " for the current year")),
+            Some("year")
+        );
     }
 
     #[test]
