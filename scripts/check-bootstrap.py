@@ -70,6 +70,10 @@ STAR_SIDS: dict[str, tuple[str, set[str]]] = {
         "a pool has no ARN before it exists; the statement requires the Environment request tag",
         {"cognito-idp:CreateUserPool"},
     ),
+    "TaggingGetResourcesHasNoResourceLevelPermissions": (
+        "tag:GetResources searches the account's tags (scripts/lib/aliases.py: the stack's functions)",
+        {"tag:GetResources"},
+    ),
     "GetCallerIdentityHasNoResource": (
         "sts:GetCallerIdentity has no resource (and needs no permission)",
         {"sts:GetCallerIdentity"},

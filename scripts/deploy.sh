@@ -14,6 +14,10 @@
 #   7. terraform apply  -var wire_auth_triggers=true: Cognito triggers wired
 #   8. smoke            scripts/smoke.sh: a throwaway user signs up through the wired
 #                       triggers and uses the API, then is deleted with its data
+#   (rehearsal) 9. rollback drill: scripts/rollback.sh moves every live alias back
+# Every deploy posts started / succeeded / failed at step N / rolled back to the
+# environment's Discord channel (scripts/lib/notify.py; never fails the deploy), and
+# records each function's live version before the stack changes (scripts/rollback.sh).
 #
 #   scripts/deploy.sh dev|prod            a real deploy (AWS_PROFILE / AWS_REGION)
 #       ENCACHE_BUILD_ARTIFACT=x.tar.gz ENCACHE_BUILD_SHA256=hex: step 4 deploys that packed .aws-sam/build (CI's), sha256-checked, instead of building
@@ -43,7 +47,7 @@ case "$target" in
 esac
 what="$([ "$target" = rehearsal ] && echo "rehearsal of $env_name" || echo "deploy to $env_name")"
 
-total=8
+total=$([ "$target" = rehearsal ] && echo 9 || echo 8)
 current=0
 step_name=""
 step_started=$SECONDS
@@ -55,6 +59,14 @@ step() {
   step_started=$SECONDS
   printf '\n==> [%d/%d] %s\n' "$current" "$total" "$step_name"
 }
+# discord_summary LOG: what the rehearsal's fake Discord accepted and rejected.
+discord_summary() {
+  local titles
+  titles="$(grep -o '"title": "[^"]*"' "$1" | sed 's/"title": //' | paste -sd',' || true)"
+  sleep 0.5 # it prints what it received every 300 ms
+  printf 'fake Discord: %s message(s) accepted [%s], %s rejected\n' \
+    "$(grep -c '^accepted:' "$1" || true)" "$titles" "$(grep -c '^rejected' "$1" || true)" >&2
+}
 # Rehearsal only: what it started and made, undone whatever happened.
 teardown_steps=()
 teardown() {
@@ -63,13 +75,28 @@ teardown() {
     eval "${teardown_steps[$i]}" || warn "teardown: '${teardown_steps[$i]}' failed"
   done
 }
+# notify STATUS TITLE [DETAIL]: the environment's Discord channel (never fails the deploy).
+notify() {
+  [ -n "${py:-}" ] && [ -n "${notify_ready:-}" ] || return 0
+  "$py" scripts/lib/notify.py "$env_name" "$@" || true
+}
 on_exit() {
   local rc=$?
   if [ $rc -ne 0 ]; then
     printf '\nerror: %s stopped at step %d/%d (%s); nothing after it ran.\n' \
       "$what" "$current" "$total" "$step_name" >&2
+    local status=failed
+    # A stack update that failed (a hook's Failed, an alarm during the shift, a FAILED
+    # migration) ends with CloudFormation rolling back: say so, with the stack's status.
+    if [ "$step_name" = "${stack_step:-}" ] && [ "$target" != rehearsal ]; then
+      local stack_status
+      stack_status="$("$py" -c 'import sys, boto3; print(boto3.client("cloudformation").describe_stacks(StackName=sys.argv[1])["Stacks"][0]["StackStatus"])' "$stack_name" 2>/dev/null || true)"
+      case "$stack_status" in *ROLLBACK*) status=rolled-back ;; esac
+    fi
+    notify "$status" "$what stopped at step $current/$total ($step_name)" "${last_error:-see the deploy log}"
   else
     printf '    (%ss)\n' "$((SECONDS - step_started))"
+    notify succeeded "$what in $((SECONDS - started))s" "${success_detail:-}"
   fi
   if [ ${#teardown_steps[@]} -gt 0 ]; then
     log "teardown"
@@ -78,6 +105,13 @@ on_exit() {
   printf '%s: %s in %ss\n' "$what" "$([ $rc -eq 0 ] && echo passed || echo FAILED)" "$((SECONDS - started))" >&2
 }
 trap on_exit EXIT
+# die, remembering the cause for the failure notification.
+die() {
+  last_error="$*"
+  printf 'error: %s\n' "$*" >&2
+  exit 1
+}
+notify_ready=1
 
 sam_env
 terraform_env
@@ -147,8 +181,29 @@ if [ "$target" = rehearsal ]; then
     -var existing_db_host="$PGHOST" -var existing_db_port="$PGPORT"
     -var existing_db_name="$db_name" -var existing_db_username="$PGUSER")
   export TF_VAR_db_password=rehearsal-local-trust
-  # The operator's secrets: the contract's examples (nothing real leaves this machine).
+  # The operator's secrets: the contract's examples (nothing real leaves this machine),
+  # with the Discord webhook on the tests' fake Discord (it enforces Discord's limits):
+  # the deploy notifications and the stack's alerts are checked, not sent anywhere.
   emulator_operator_inputs "$work" contracts/ssm-parameters.json
+  fake_discord="${ENCACHE_BIN_DIR:-$CARGO_TARGET_DIR/debug}/fake-discord"
+  if [ -z "${ENCACHE_BIN_DIR:-}" ]; then
+    (use_shared_target_dir && cargo build --quiet --locked -p encache-testkit --bin fake-discord) \
+      || die "could not build the fake Discord (cargo build -p encache-testkit --bin fake-discord)"
+  fi
+  [ -x "$fake_discord" ] || die "no fake Discord at $fake_discord"
+  "$fake_discord" >"$work/discord.log" 2>&1 &
+  discord_pid=$!
+  teardown_steps+=("kill $discord_pid 2>/dev/null; wait $discord_pid 2>/dev/null || true")
+  teardown_steps+=("discord_summary '$work/discord.log'")
+  wait_until 20 "the fake Discord" grep -q '^webhook URL: ' "$work/discord.log" || die "the fake Discord did not start: $work/discord.log"
+  webhook_url="$(sed -n 's/^webhook URL: //p' "$work/discord.log" | head -n 1)"
+  "$py" - "$work/operator.auto.tfvars.json" "$webhook_url" <<'PY'
+import json, sys
+path, url = sys.argv[1:3]
+d = json.load(open(path))
+d["operator_secrets"]["cost-alerts/discord-webhook"] = url
+json.dump(d, open(path, "w"), indent=2)
+PY
   TF_VAR_operator_secrets="$("$py" -c 'import json,sys; print(json.dumps(json.load(open(sys.argv[1]))["operator_secrets"]))' "$work/operator.auto.tfvars.json")"
   export TF_VAR_operator_secrets
   tf_vars+=(-var-file="$work/operator.auto.tfvars.json")
@@ -280,6 +335,7 @@ esac
 
 # ---------------------------------------------------------------- 3. parameters exist
 step "preflight: every SSM parameter the stack reads exists"
+notify started "$what: infrastructure applied, the stack is next"
 # (A failing process substitution would go unnoticed: an empty list would point prod at
 # the template's /encache/dev/ defaults.)
 listed="$(ssm_overrides)" || die "could not read the template's SSM parameters"
@@ -354,12 +410,22 @@ else
 fi
 
 # ---------------------------------------------------------------- 5. the stack
+# What scripts/rollback.sh goes back to: every function's live version before this deploy.
+record_live_versions() {
+  "$py" scripts/lib/aliases.py record "$stack_name" "$env_name" || die "could not record the live versions (scripts/lib/aliases.py record)"
+}
 if [ "$target" = rehearsal ]; then
-  step "stack: encache-local, the template with $env_name's parameters (DatabaseSchema migrates first)"
+  stack_step="stack: encache-local, the template with $env_name's parameters (DatabaseSchema migrates first, then the PreTraffic hooks)"
+  step "$stack_step"
+  record_live_versions
   api_port="$(free_port)"
   # Buckets and notifications, the custom resources (migrations: a FAILED one stops
-  # here), then the stack record with its outputs, then the API takes traffic.
+  # here), the PreTraffic hooks (a Failed verdict stops here), then the stack record with
+  # its outputs, then the API takes traffic.
   "$local_cli" provision --api-url "http://127.0.0.1:$api_port"
+  # What sam deploy leaves in Lambda: each function, a version, the live alias on it.
+  "$py" scripts/lib/aliases.py publish "$stack_name" "$bin_dir" >"$work/publish.log" \
+    || { cat "$work/publish.log" >&2; die "could not publish the functions' versions to the emulator's Lambda"; }
   "$local_cli" start --addr "127.0.0.1:$api_port" >"$work/api.log" 2>&1 &
   api_pid=$!
   teardown_steps+=("kill $api_pid 2>/dev/null; wait $api_pid 2>/dev/null || true")
@@ -367,7 +433,9 @@ if [ "$target" = rehearsal ]; then
     || { cat "$work/api.log" >&2; die "the local API did not start"; }
   echo "API on http://127.0.0.1:$api_port (log: $work/api.log)"
 else
-  step "sam deploy --config-env $env_name (DatabaseSchema migrates before the functions update)"
+  stack_step="sam deploy --config-env $env_name (DatabaseSchema migrates, then CodeDeploy shifts each live alias behind the PreTraffic hook)"
+  step "$stack_step"
+  record_live_versions
   # The region Terraform and the SSM checks used, not only samconfig.toml's.
   # In CI nothing can answer samconfig's prod change-set prompt: the pipeline's approval
   # is the GitHub environment's required reviewers, before this job starts.
@@ -402,6 +470,25 @@ if [ "$target" = rehearsal ]; then
   SMOKE_IDENTITY=encache-local scripts/smoke.sh "$env_name" "$api_url"
 else
   scripts/smoke.sh "$env_name" "$api_url"
+fi
+
+dashboard_url="$("$py" - "$stack_name" <<'PY' || true
+import sys, boto3
+stack = boto3.client("cloudformation").describe_stacks(StackName=sys.argv[1])["Stacks"][0]
+print(next((o["OutputValue"] for o in stack.get("Outputs", []) if o["OutputKey"] == "DashboardUrl"), ""))
+PY
+)"
+success_detail="$(printf 'API       %s\nDashboard %s' "$api_url" "${dashboard_url:-?}")"
+
+# ---------------------------------------------------------------- 9. rollback drill (rehearsal)
+if [ "$target" = rehearsal ]; then
+  step "rollback drill: a new version of every function, then scripts/rollback.sh $env_name"
+  # As a second deploy would: record what is live, publish new versions, move the aliases.
+  record_live_versions
+  "$py" scripts/lib/aliases.py publish "$stack_name" "$bin_dir" --new-version >"$work/publish.log" \
+    || { cat "$work/publish.log" >&2; die "could not publish the drill's versions"; }
+  # Then what on-call runs: every alias back to its recorded version (each one checked).
+  scripts/rollback.sh "$env_name" || die "scripts/rollback.sh did not move every alias back"
 fi
 
 printf '\n%s: %s\n' "$([ "$target" = rehearsal ] && echo "rehearsed $env_name" || echo "deployed $env_name")" "$api_url"

@@ -514,6 +514,14 @@ data "aws_iam_policy_document" "deploy_stack" {
 data "aws_iam_policy_document" "deploy_functions" {
   for_each = toset(var.environments)
 
+  # scripts/lib/aliases.py finds the stack's functions by CloudFormation's tags, to record
+  # their live versions before a deploy (and for scripts/rollback.sh).
+  statement {
+    sid       = "TaggingGetResourcesHasNoResourceLevelPermissions"
+    actions   = ["tag:GetResources"]
+    resources = ["*"]
+  }
+
   statement {
     sid = "LambdaFunctions"
     actions = [
