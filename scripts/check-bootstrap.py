@@ -330,6 +330,10 @@ def run_checks(state: dict, contract: dict, repository: str | None) -> Checks:
             ("cloudformation:ExecuteChangeSet", f"arn:{p}:cloudformation:{r}:{a}:stack/encache-{env}/0a1b2c3d"),
             ("lambda:UpdateFunctionCode", f"arn:{p}:lambda:{r}:{a}:function:encache-{env}-HealthFunction-AbC123"),
             ("lambda:InvokeFunction", f"arn:{p}:lambda:{r}:{a}:function:encache-{env}-MigrateFunction-AbC123"),
+            # the PreTraffic hook (CodeDeployHook_<stack>-pre-traffic) and a live alias
+            ("lambda:UpdateFunctionCode", f"arn:{p}:lambda:{r}:{a}:function:CodeDeployHook_encache-{env}-pre-traffic"),
+            ("lambda:UpdateAlias", f"arn:{p}:lambda:{r}:{a}:function:encache-{env}-HealthFunction-AbC123:live"),
+            ("ssm:PutParameter", "arn:{}:ssm:{}:{}:parameter{}deploy/previous-live-versions".format(p, r, a, b.prefix_template.replace("{env}", env))),
             ("iam:PassRole", role), ("iam:PutRolePolicy", role), ("iam:CreateRole", role),
             ("iam:CreateInstanceProfile", f"arn:{p}:iam::{a}:instance-profile/encache-{env}-bastion"),
             ("s3:PutBucketPolicy", f"arn:{p}:s3:::encache-{env}-uploads-{a}-{r}"),

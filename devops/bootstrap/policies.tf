@@ -43,10 +43,15 @@ locals {
       "arn:${local.p}:rds:${local.r}:${local.a}:pg:encache-${e}-*",
       "arn:${local.p}:rds:${local.r}:${local.a}:snapshot:encache-${e}-final",
     ]
-    alarms        = "arn:${local.p}:cloudwatch:${local.r}:${local.a}:alarm:encache-${e}-*"
-    dashboards    = ["arn:${local.p}:cloudwatch::${local.a}:dashboard/encache-${e}", "arn:${local.p}:cloudwatch::${local.a}:dashboard/encache-${e}-*"]
-    stack         = "arn:${local.p}:cloudformation:${local.r}:${local.a}:stack/encache-${e}/*"
-    functions     = "arn:${local.p}:lambda:${local.r}:${local.a}:function:encache-${e}-*"
+    alarms     = "arn:${local.p}:cloudwatch:${local.r}:${local.a}:alarm:encache-${e}-*"
+    dashboards = ["arn:${local.p}:cloudwatch::${local.a}:dashboard/encache-${e}", "arn:${local.p}:cloudwatch::${local.a}:dashboard/encache-${e}-*"]
+    stack      = "arn:${local.p}:cloudformation:${local.r}:${local.a}:stack/encache-${e}/*"
+    # The stack's functions (SAM names them after the stack) and its PreTraffic hook, which
+    # must be named CodeDeployHook_* for SAM's CodeDeploy role to invoke it.
+    functions = [
+      "arn:${local.p}:lambda:${local.r}:${local.a}:function:encache-${e}-*",
+      "arn:${local.p}:lambda:${local.r}:${local.a}:function:CodeDeployHook_encache-${e}-*",
+    ]
     upload_bucket = "arn:${local.p}:s3:::encache-${e}-uploads-${local.a}-${local.r}"
     topics        = "arn:${local.p}:sns:${local.r}:${local.a}:encache-${e}-*"
     queues        = "arn:${local.p}:sqs:${local.r}:${local.a}:encache-${e}-*"
@@ -77,8 +82,9 @@ locals {
     "arn:${local.p}:iam::aws:policy/AWSXrayWriteOnlyAccess",
     "arn:${local.p}:iam::aws:policy/service-role/AWSCodeDeployRoleForLambda",
     "arn:${local.p}:iam::aws:policy/service-role/AWSCodeDeployRoleForLambdaLimited",
-    "arn:${local.p}:iam::aws:policy/AmazonSSMManagedInstanceCore",
   ]
+  # (Not AmazonSSMManagedInstanceCore: the bastion has its own Session-Manager-only inline
+  # policy, and that managed policy reads every SSM parameter of the account.)
   # AWS-managed keys (aws/ssm, aws/rds, aws/ecr, aws/ebs, aws/s3, aws/lambda) are used
   # through their service only.
   key_services = [for s in ["ssm", "rds", "ecr", "ec2", "s3", "lambda"] : "${s}.${local.r}.amazonaws.com"]
@@ -559,7 +565,7 @@ data "aws_iam_policy_document" "deploy_functions" {
       "lambda:UpdateFunctionConfiguration",
       "lambda:UpdateFunctionEventInvokeConfig",
     ]
-    resources = [local.env[each.key].functions]
+    resources = local.env[each.key].functions
   }
   statement {
     sid       = "EventSourceMappingIdsAreRandom"
@@ -568,7 +574,7 @@ data "aws_iam_policy_document" "deploy_functions" {
     condition {
       test     = "ArnLike"
       variable = "lambda:FunctionArn"
-      values   = [local.env[each.key].functions]
+      values   = local.env[each.key].functions
     }
   }
   statement {
@@ -578,7 +584,7 @@ data "aws_iam_policy_document" "deploy_functions" {
     condition {
       test     = "ArnLike"
       variable = "lambda:FunctionArn"
-      values   = [local.env[each.key].functions]
+      values   = local.env[each.key].functions
     }
   }
   statement {
