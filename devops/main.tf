@@ -361,11 +361,39 @@ resource "aws_iam_role" "bastion" {
   assume_role_policy = data.aws_iam_policy_document.bastion_assume.json
 }
 
-resource "aws_iam_role_policy_attachment" "bastion_ssm" {
+# Session Manager and nothing else: what the SSM Agent needs to register the instance and
+# carry a session (AWS's minimal Session Manager instance policy). Not
+# AmazonSSMManagedInstanceCore: its ssm:GetParameter(s) on "*" would let anyone on the
+# bastion read every SecureString in the account, the database password included. An
+# operator reads the password with their own credentials (README, Operations), and no
+# Run Command, State Manager, inventory or patching reaches the bastion.
+data "aws_caller_identity" "current" {}
+
+data "aws_iam_policy_document" "bastion_session_manager" {
+  statement {
+    sid       = "RegisterThisAccountsInstances"
+    actions   = ["ssm:UpdateInstanceInformation"]
+    resources = ["arn:${data.aws_partition.current.partition}:ec2:${var.aws_region}:${data.aws_caller_identity.current.account_id}:instance/*"]
+  }
+  statement {
+    # The session channels: ssmmessages has no resource type to scope to.
+    sid = "SessionChannels"
+    actions = [
+      "ssmmessages:CreateControlChannel",
+      "ssmmessages:CreateDataChannel",
+      "ssmmessages:OpenControlChannel",
+      "ssmmessages:OpenDataChannel",
+    ]
+    resources = ["*"]
+  }
+}
+
+resource "aws_iam_role_policy" "bastion_session_manager" {
   count = var.enable_bastion ? 1 : 0
 
-  role       = aws_iam_role.bastion[0].name
-  policy_arn = "arn:${data.aws_partition.current.partition}:iam::aws:policy/AmazonSSMManagedInstanceCore"
+  name   = "session-manager-only"
+  role   = aws_iam_role.bastion[0].id
+  policy = data.aws_iam_policy_document.bastion_session_manager.json
 }
 
 resource "aws_iam_instance_profile" "bastion" {

@@ -296,9 +296,9 @@ variable "wire_auth_triggers" {
 }
 
 variable "cognito_user_pool_tier" {
-  description = "Cognito feature plan; pre-token-generation V2_0 needs ESSENTIALS or PLUS (null: the account default, for the emulator)."
+  description = "Cognito feature plan; pre-token-generation V2_0 needs ESSENTIALS or PLUS, threat protection (cognito_advanced_security_mode) PLUS (null: the account default, for the emulator)."
   type        = string
-  default     = "ESSENTIALS"
+  default     = "PLUS"
   nullable    = true
   validation {
     condition     = contains(["LITE", "ESSENTIALS", "PLUS"], coalesce(var.cognito_user_pool_tier, "LITE"))
@@ -307,12 +307,16 @@ variable "cognito_user_pool_tier" {
 }
 
 variable "cognito_advanced_security_mode" {
-  description = "Cognito threat protection: OFF, AUDIT or ENFORCED (AUDIT/ENFORCED need the PLUS tier)."
+  description = "Cognito threat protection: AUDIT (the least: risky sign-ins logged and scored), ENFORCED, or OFF for the emulator only; AUDIT/ENFORCED need the PLUS tier."
   type        = string
-  default     = "OFF"
+  default     = "AUDIT"
   validation {
     condition     = contains(["OFF", "AUDIT", "ENFORCED"], var.cognito_advanced_security_mode)
     error_message = "cognito_advanced_security_mode must be OFF, AUDIT or ENFORCED."
+  }
+  validation {
+    condition     = var.cognito_advanced_security_mode == "OFF" || coalesce(var.cognito_user_pool_tier, "PLUS") == "PLUS"
+    error_message = "cognito_advanced_security_mode AUDIT or ENFORCED needs cognito_user_pool_tier PLUS."
   }
 }
 

@@ -15,6 +15,10 @@ other work adds to template.yaml are covered without editing this script:
   * contracts/ownership.yaml gives every resource declared in template.yaml and devops/
     an owning plan whose contract page docs/plans/<plan>.md exists; an unowned resource is
     a gap and fails.
+  * the deployed template is hardened: prod's CORS origins are https only (no
+    localhost), no function declares a variable that would bypass SSM for a secret
+    (DATABASE_URL, CURSOR_SIGNING_KEY: local env files only), and every SNS topic and SQS
+    queue has a resource policy denying requests without TLS (aws:SecureTransport false).
 
 Prints one PASS/FAIL line per check and closes with "N passed, N failed".
 """
@@ -39,6 +43,9 @@ PLANS = [
     "conversation-feed",
 ]
 SOURCES = {"terraform", "db-password", "generated", "operator", "operator-secret"}
+# Secret values only a local env file may give (encache-local's LOCAL_SECRET_OVERRIDES);
+# in AWS the functions read them from SSM by name.
+LOCAL_ONLY_VARIABLES = {"DATABASE_URL", "CURSOR_SIGNING_KEY"}
 
 
 class CfnLoader(yaml.SafeLoader):
@@ -251,6 +258,52 @@ def run_checks() -> int:
             for r in sorted(set(owned) - set(declared)):
                 notes.append(f"contracts/ownership.yaml owns {r}, which {what} does not declare (yet)")
 
+    resources = template.get("Resources") or {}
+
+    def prod_cors_origins_are_https_only(problems, notes):
+        import shlex
+
+        cfg = tomllib.loads((ROOT / "samconfig.toml").read_text())
+        text = str(cfg.get("prod", {}).get("deploy", {}).get("parameters", {}).get("parameter_overrides", ""))
+        overrides = dict(kv.split("=", 1) for kv in shlex.split(text) if "=" in kv)
+        default = (template_params.get("CorsAllowedOrigins") or {}).get("Default", "")
+        origins = [o.strip() for o in str(overrides.get("CorsAllowedOrigins", default)).split(",")]
+        for o in origins:
+            host = o.removeprefix("https://").split(":")[0].split("/")[0].lower()
+            if not o.startswith("https://") or host in ("", "*", "localhost", "127.0.0.1", "[::1]") or host.endswith(".localhost"):
+                problems.append(f"prod CorsAllowedOrigins has {o!r}: prod allows https origins only, never localhost")
+            elif host.endswith(".invalid"):
+                notes.append(f"prod CorsAllowedOrigins is the placeholder {o}: set the app's origin in samconfig.toml before the first prod deploy")
+
+    def no_secret_bypass_variables(problems, notes):
+        glob = ((template.get("Globals") or {}).get("Function") or {}).get("Environment") or {}
+        scopes = [("Globals", glob)] + [
+            (rid, (r.get("Properties") or {}).get("Environment") or {})
+            for rid, r in resources.items()
+            if r.get("Type") in ("AWS::Serverless::Function", "AWS::Lambda::Function")
+        ]
+        for rid, env in scopes:
+            for var in sorted(set((env.get("Variables") or {})) & LOCAL_ONLY_VARIABLES):
+                problems.append(f"{rid} declares {var}: a local-only secret override (sam-env.local.json), never in the deployed template")
+
+    def every_topic_and_queue_denies_non_tls(problems, notes):
+        policy_of = {"AWS::SNS::Topic": ("AWS::SNS::TopicPolicy", "Topics"), "AWS::SQS::Queue": ("AWS::SQS::QueuePolicy", "Queues")}
+        for rid, r in sorted(resources.items()):
+            if r.get("Type") not in policy_of:
+                continue
+            ptype, key = policy_of[r["Type"]]
+            denied = False
+            for p in resources.values():
+                props = p.get("Properties") or {}
+                if p.get("Type") != ptype or {"!Ref": rid} not in (props.get(key) or []):
+                    continue
+                for st in (props.get("PolicyDocument") or {}).get("Statement") or []:
+                    cond = (st.get("Condition") or {}).get("Bool") or {}
+                    if st.get("Effect") == "Deny" and st.get("Principal") == "*" and str(cond.get("aws:SecureTransport")).lower() == "false":
+                        denied = True
+            if not denied:
+                problems.append(f"{rid} ({r['Type']}) has no {ptype} denying aws:SecureTransport false")
+
     checks.run("contract_file_is_well_formed", contract_is_well_formed)
     checks.run("template_reads_only_parameters_devops_writes", template_reads_only_parameters_devops_writes)
     checks.run("devops_takes_every_parameter_name_from_the_contract", devops_takes_names_from_the_contract)
@@ -258,6 +311,9 @@ def run_checks() -> int:
     checks.run("samconfig_points_each_env_at_its_own_parameters", samconfig_points_each_env_at_its_own_parameters)
     checks.run("every_plan_has_a_contract_page", ownership_plans_have_contract_pages)
     checks.run("every_resource_has_an_owning_plan", every_resource_has_an_owner)
+    checks.run("prod_cors_origins_are_https_only", prod_cors_origins_are_https_only)
+    checks.run("no_secret_bypass_variables_in_the_template", no_secret_bypass_variables)
+    checks.run("every_topic_and_queue_denies_non_tls", every_topic_and_queue_denies_non_tls)
 
     print(f"contracts: {checks.passed} passed, {checks.failed} failed")
     return 1 if checks.failed else 0
@@ -303,7 +359,22 @@ def self_test() -> int:
         d["written_by_terraform"]["misc/unmapped"] = {"type": "String", "source": "terraform", "description": "x"}
         f.write_text(json.dumps(d))
 
+    def localhost_in_prod_cors(root: Path) -> None:
+        f = root / "samconfig.toml"
+        # No override: prod would get the template's default, the local origin.
+        f.write_text(re.sub(r" CorsAllowedOrigins=[^ \"]+", "", f.read_text()))
+
+    def bypass_variable_in_template(root: Path) -> None:
+        t = root / "template.yaml"
+        t.write_text(t.read_text().replace("          DB_PASSWORD_PARAMETER: ", '          DATABASE_URL: ""\n          DB_PASSWORD_PARAMETER: ', 1))
+
+    def queue_without_tls_policy(root: Path) -> None:
+        add_unowned_resource(root)
+
     cases = [
+        ("prod falling back to the localhost CORS default", localhost_in_prod_cors, "prod allows https origins only"),
+        ("a secret-bypass variable in the template", bypass_variable_in_template, "declares DATABASE_URL"),
+        ("a queue without a TLS-only policy", queue_without_tls_policy, "OrphanQueue (AWS::SQS::Queue) has no AWS::SQS::QueuePolicy"),
         ("a template parameter devops/ does not write", break_template_param, "nobody/writes-this"),
         ("an unowned template resource", add_unowned_resource, "gap: template.yaml resource OrphanQueue"),
         ("an unowned devops/ resource", add_unowned_terraform_resource, "gap: devops/ resource aws_sqs_queue.orphan"),

@@ -13,7 +13,8 @@
 #   checkov    checkov on devops/ (devops/bootstrap included) and template.yaml
 #   cfn-lint   cfn-lint template.yaml with the serverless rules
 #   sam        sam validate --lint
-#   contracts  scripts/check-contracts.py (SSM names, stack outputs, ownership)
+#   contracts  scripts/check-contracts.py (SSM names, stack outputs, ownership, prod CORS,
+#              no secret-bypass variables, TLS-only topics and queues)
 #   all        every one of the above
 # Skips are written in the checked files with a reason, never here.
 set -euo pipefail

@@ -6,6 +6,12 @@
 //! their local value (SAM ignores them, so the file stays valid for SAM).
 //! `sam-container-env.local.json` (SAM's `--container-env-vars`) is added to the process
 //! as is, declared or not.
+//!
+//! One explicit exception, local only: [`LOCAL_SECRET_OVERRIDES`]. The deployed template
+//! never declares a variable that would bypass SSM (an empty `DATABASE_URL` there could be
+//! set on the console and skip the password parameter), so the secrets' local values
+//! (`DATABASE_URL`, `CURSOR_SIGNING_KEY`) are taken from the env file for exactly the
+//! functions that declare the SSM name they stand in for, and nowhere else.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
@@ -75,6 +81,26 @@ impl EnvFile {
     }
 }
 
+/// Variables only a local env file may set, each for the functions declaring the
+/// variable that names its SSM SecureString in AWS: (local value, SSM name variable).
+/// Never in `template.yaml`; the functions read the value when set, SSM otherwise.
+pub const LOCAL_SECRET_OVERRIDES: &[(&str, &str)] = &[
+    ("DATABASE_URL", "DB_PASSWORD_PARAMETER"),
+    ("CURSOR_SIGNING_KEY", "CURSOR_KEY_PARAMETER"),
+];
+
+/// Whether `name` is one of [`LOCAL_SECRET_OVERRIDES`]' local-only variables.
+pub fn is_local_secret_override(name: &str) -> bool {
+    LOCAL_SECRET_OVERRIDES.iter().any(|(v, _)| *v == name)
+}
+
+/// Whether `function` takes the local-only variable `name` (it declares its SSM name).
+pub fn takes_local_secret_override(function: &FunctionDef, name: &str) -> bool {
+    LOCAL_SECRET_OVERRIDES
+        .iter()
+        .any(|(v, ssm_name)| *v == name && function.environment.contains_key(*ssm_name))
+}
+
 /// A declared variable with no local value.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UnsetVariable {
@@ -93,7 +119,8 @@ impl std::fmt::Display for UnsetVariable {
     }
 }
 
-/// The variables the template declares for `function`, with local values applied.
+/// The variables the template declares for `function`, with local values applied, plus
+/// the [`LOCAL_SECRET_OVERRIDES`] the env file sets for it.
 pub fn declared_env(
     function: &FunctionDef,
     resolver: &Resolver<'_>,
@@ -120,6 +147,17 @@ pub fn declared_env(
                     reason: e.0,
                 }),
             },
+        }
+    }
+    for (local_only, _) in LOCAL_SECRET_OVERRIDES {
+        if !takes_local_secret_override(function, local_only) {
+            continue;
+        }
+        let value = own
+            .and_then(|vars| vars.get(*local_only))
+            .or_else(|| env.parameters.get(*local_only));
+        if let Some(v) = value {
+            out.insert((*local_only).to_owned(), v.clone());
         }
     }
     if unset.is_empty() {

@@ -4,8 +4,8 @@ mod common;
 
 use common::fixtures;
 use encache_local::commands::drift::drift;
-use encache_local::env::EnvFile;
-use encache_local::template::Template;
+use encache_local::env::{EnvFile, declared_env};
+use encache_local::template::{Resolver, Template};
 
 fn fixture_template() -> Template {
     Template::load(&fixtures().join("template.yaml")).expect("fixture template")
@@ -74,5 +74,83 @@ fn the_repository_example_files_match_template_yaml() {
         "drift found:\n{}{}",
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Two functions as the real template declares them: one reading secrets from SSM by
+/// name, one reading none. Neither declares the secrets' local-only variables.
+const SECRETS_TEMPLATE: &str = r#"
+Resources:
+  FeedFunction:
+    Type: AWS::Serverless::Function
+    Metadata: {BuildMethod: rust-cargolambda, BuildProperties: {Binary: feed}}
+    Properties:
+      Environment:
+        Variables:
+          DB_PASSWORD_PARAMETER: /encache/dev/db/password
+          CURSOR_KEY_PARAMETER: /encache/dev/api/cursor-key
+  SyncFunction:
+    Type: AWS::Serverless::Function
+    Metadata: {BuildMethod: rust-cargolambda, BuildProperties: {Binary: sync}}
+    Properties:
+      Environment:
+        Variables:
+          STACK_NAME: encache-dev
+"#;
+
+#[test]
+fn local_secret_values_reach_only_the_functions_that_read_that_secret_from_ssm() {
+    let template = Template::parse(SECRETS_TEMPLATE).expect("template");
+    let local =
+        env(r#"{"Parameters": {"DATABASE_URL": "postgres://u@h/db", "CURSOR_SIGNING_KEY": "k"}}"#);
+    let resolver = Resolver::new(&template, local.parameter_values(&template));
+
+    let feed = declared_env(
+        template.function("FeedFunction").unwrap(),
+        &resolver,
+        &local,
+    )
+    .expect("feed env");
+    let sync = declared_env(
+        template.function("SyncFunction").unwrap(),
+        &resolver,
+        &local,
+    )
+    .expect("sync env");
+
+    assert_eq!(
+        feed.get("DATABASE_URL").map(String::as_str),
+        Some("postgres://u@h/db")
+    );
+    assert_eq!(
+        feed.get("CURSOR_SIGNING_KEY").map(String::as_str),
+        Some("k")
+    );
+    assert!(!sync.contains_key("DATABASE_URL"), "{sync:?}");
+    assert!(!sync.contains_key("CURSOR_SIGNING_KEY"), "{sync:?}");
+    // Without an env file (as deployed), the functions get the SSM names and nothing else.
+    let bare = declared_env(
+        template.function("FeedFunction").unwrap(),
+        &resolver,
+        &EnvFile::default(),
+    )
+    .expect("bare env");
+    assert!(!bare.contains_key("DATABASE_URL") && !bare.contains_key("CURSOR_SIGNING_KEY"));
+}
+
+#[test]
+fn local_secret_values_are_not_drift_but_only_where_a_function_takes_them() {
+    let template = Template::parse(SECRETS_TEMPLATE).expect("template");
+    let sam_env = env(
+        r#"{"Parameters": {"DATABASE_URL": "postgres://u@h/db", "CURSOR_SIGNING_KEY": "k"},
+            "FeedFunction": {"CURSOR_SIGNING_KEY": "k2"},
+            "SyncFunction": {"DATABASE_URL": "postgres://u@h/db"}}"#,
+    );
+
+    let report = drift(&template, &sam_env, &EnvFile::default(), None);
+
+    assert_eq!(
+        report.unknown,
+        vec!["sam-env.local.example.json: SyncFunction.DATABASE_URL is not a variable SyncFunction declares".to_owned()]
     );
 }

@@ -33,6 +33,13 @@ resource "aws_cognito_user_pool" "this" {
     temporary_password_validity_days = 7
   }
 
+  # A changed email takes effect only once the user confirms the code sent to the new
+  # address: until then Cognito keeps the old, verified one (sign-in, recovery, the
+  # email claim), so a stolen session cannot move the account to an unverified address.
+  user_attribute_update_settings {
+    attributes_require_verification_before_update = ["email"]
+  }
+
   account_recovery_setting {
     recovery_mechanism {
       name     = "verified_email"

@@ -4,9 +4,9 @@ variable "name" {
 }
 
 variable "user_pool_tier" {
-  description = "Cognito feature plan; pre-token-generation V2_0 needs ESSENTIALS or PLUS (null: the account default)."
+  description = "Cognito feature plan; pre-token-generation V2_0 needs ESSENTIALS or PLUS, threat protection (advanced_security_mode) PLUS (null: the account default)."
   type        = string
-  default     = "ESSENTIALS"
+  default     = "PLUS"
   nullable    = true
   validation {
     condition     = contains(["LITE", "ESSENTIALS", "PLUS"], coalesce(var.user_pool_tier, "LITE"))
@@ -17,10 +17,14 @@ variable "user_pool_tier" {
 variable "advanced_security_mode" {
   description = "Threat protection: OFF, AUDIT or ENFORCED (AUDIT/ENFORCED need the PLUS tier)."
   type        = string
-  default     = "OFF"
+  default     = "AUDIT"
   validation {
     condition     = contains(["OFF", "AUDIT", "ENFORCED"], var.advanced_security_mode)
     error_message = "advanced_security_mode must be OFF, AUDIT or ENFORCED."
+  }
+  validation {
+    condition     = var.advanced_security_mode == "OFF" || coalesce(var.user_pool_tier, "PLUS") == "PLUS"
+    error_message = "advanced_security_mode AUDIT or ENFORCED needs user_pool_tier PLUS."
   }
 }
 

@@ -9,7 +9,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::Args;
 
-use crate::env::{EnvFile, declared_env};
+use crate::env::{EnvFile, declared_env, is_local_secret_override, takes_local_secret_override};
 use crate::stack::Config;
 use crate::template::{Resolver, Template};
 
@@ -85,9 +85,12 @@ pub fn drift(
         .collect();
 
     for key in sam_env.parameters.keys() {
-        if !template.parameters.contains_key(key) && !declared.contains(key.as_str()) {
+        if !template.parameters.contains_key(key)
+            && !declared.contains(key.as_str())
+            && !is_local_secret_override(key)
+        {
             drift.unknown.push(format!(
-                "sam-env.local.example.json: Parameters.{key} is neither a template parameter nor a variable any function declares"
+                "sam-env.local.example.json: Parameters.{key} is neither a template parameter nor a variable any function declares (nor a local-only secret override)"
             ));
         }
     }
@@ -99,7 +102,7 @@ pub fn drift(
             continue;
         };
         for var in vars.keys() {
-            if !f.environment.contains_key(var) {
+            if !f.environment.contains_key(var) && !takes_local_secret_override(f, var) {
                 drift.unknown.push(format!(
                     "sam-env.local.example.json: {id}.{var} is not a variable {id} declares"
                 ));
