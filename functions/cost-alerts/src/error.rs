@@ -5,6 +5,7 @@ use encache_shared::error::{EventFailure, diagnostic};
 use lambda_runtime::Diagnostic;
 
 use crate::discord::DeliveryError;
+use crate::store::StoreError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ForwardError {
@@ -16,12 +17,19 @@ pub enum ForwardError {
     Digest(String),
     #[error("the event is neither an SNS notification nor a scheduled event: {0}")]
     UnknownEvent(String),
+    #[error(transparent)]
+    Idempotency(#[from] StoreError),
+    /// Another invocation holds this delivery (or crashed holding it): Lambda's retry
+    /// finds it completed, or claims it once the claim has expired.
+    #[error("delivery {0} is in progress in another invocation")]
+    InProgress(String),
 }
 
 impl EventFailure for ForwardError {
     fn retryable(&self) -> bool {
         match self {
             Self::WebhookSecret(_) | Self::Digest(_) => true,
+            Self::Idempotency(_) | Self::InProgress(_) => true,
             Self::Delivery(d) => d.retryable(),
             Self::UnknownEvent(_) => false,
         }
@@ -38,6 +46,8 @@ impl EventFailure for ForwardError {
             Self::Delivery(DeliveryError::WebhookGone { .. }) => "WebhookGone",
             Self::Digest(_) => "DigestBudgets",
             Self::UnknownEvent(_) => "UnknownEvent",
+            Self::Idempotency(_) => "IdempotencyStore",
+            Self::InProgress(_) => "InProgress",
         }
     }
 }

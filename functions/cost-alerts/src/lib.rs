@@ -7,11 +7,16 @@
 //! post only infallible bookkeeping runs, so an alert is never reported failed (and
 //! retried) once Discord has it.
 //!
-//! Rooms: [`settings`], [`error`], and [`Deps`] + [`handle`] here; the domain: [`alert`]
-//! (what a cost message says), [`alarm`] (what an alarm notification says), [`budgets`] (the Budgets API), [`render`] and [`embed`]
-//! (the Discord embed within its limits), [`discord`] (posting, rate limits, retries).
-//! No `store`: the function owns no storage (the webhook URL is read through the shared
-//! SSM secret cache).
+//! Rooms: [`settings`], [`error`], [`store`] (the idempotency record of each delivery, in
+//! DynamoDB), and [`Deps`] + [`handle`] here; the domain: [`alert`] (what a cost message
+//! says), [`alarm`] (what an alarm notification says), [`budgets`] (the Budgets API),
+//! [`render`] and [`embed`] (the Discord embed within its limits), [`discord`] (posting,
+//! rate limits, retries). The webhook URL is read through the shared SSM secret cache.
+//!
+//! At least once without duplicates: a delivery is claimed in the idempotency table
+//! before its post and marked completed after, so a message SNS or Lambda redelivers to
+//! any container is posted once. A container also remembers what it delivered, which
+//! spares the table a call on a warm redelivery.
 
 pub mod alarm;
 pub mod alert;
@@ -21,6 +26,7 @@ pub mod embed;
 pub mod error;
 pub mod render;
 pub mod settings;
+pub mod store;
 
 use std::collections::{HashSet, VecDeque};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -42,17 +48,19 @@ use crate::embed::WebhookMessage;
 pub use crate::error::ForwardError;
 use crate::render::Origin;
 pub use crate::settings::Settings;
+use crate::store::{Claim, Store};
 
 /// How many delivered message ids a container remembers.
 const REMEMBERED: usize = 10_000;
 
 /// Everything built once per container: settings, clients, the cached webhook secret,
-/// the Discord rate-limit state and the ids already delivered.
+/// the Discord rate-limit state, the idempotency table and the ids already delivered.
 pub struct Deps {
     pub settings: Settings,
     secrets: SecretCache,
     budgets: aws_sdk_budgets::Client,
     discord: Discord,
+    store: Store,
     delivered: Mutex<Delivered>,
 }
 
@@ -80,20 +88,28 @@ impl Deps {
     pub async fn from_env() -> anyhow::Result<Self> {
         let settings = Settings::from_env(&Env::new(&ProcessEnv))?;
         let sdk = sdk_config().await;
-        Self::new(settings, SecretCache::from_sdk(&sdk), budgets::client(&sdk))
+        Self::new(
+            settings,
+            SecretCache::from_sdk(&sdk),
+            budgets::client(&sdk),
+            aws_sdk_dynamodb::Client::new(&sdk),
+        )
     }
 
     pub fn new(
         settings: Settings,
         secrets: SecretCache,
         budgets: aws_sdk_budgets::Client,
+        dynamodb: aws_sdk_dynamodb::Client,
     ) -> anyhow::Result<Self> {
         let discord = Discord::new(settings.retry)?;
+        let store = Store::new(dynamodb, settings.idempotency.clone());
         Ok(Self {
             settings,
             secrets,
             budgets,
             discord,
+            store,
             delivered: Mutex::new(Delivered::default()),
         })
     }
@@ -110,7 +126,8 @@ impl Deps {
             .map_err(|e| ForwardError::WebhookSecret(format!("{e:#}")))
     }
 
-    /// Posts one message unless this container already delivered `id`.
+    /// Posts one message unless `id` was already delivered (by this container, or by any
+    /// according to the idempotency table).
     async fn deliver(
         &self,
         id: &str,
@@ -121,6 +138,41 @@ impl Deps {
             tracing::info!(message_id = %id, "already delivered by this container; skipped");
             return Ok(false);
         }
+        match self.store.claim(id).await? {
+            Claim::Claimed => {}
+            Claim::Completed => {
+                self.delivered.lock().await.insert(id.to_owned());
+                tracing::info!(message_id = %id, "already delivered (idempotency record); skipped");
+                return Ok(false);
+            }
+            Claim::InProgress => return Err(ForwardError::InProgress(id.to_owned())),
+        }
+        if let Err(e) = self.post(message, deadline).await {
+            // Nothing was posted: give the claim up so Lambda's retry can post at once.
+            if let Err(release) = self.store.release(id).await {
+                tracing::warn!(message_id = %id, error = %release,
+                    "claim not released; a retry waits for it to expire");
+            }
+            return Err(e);
+        }
+        // Past this point nothing may fail: Discord has the message.
+        if let Err(e) = self.store.complete(id).await {
+            tracing::error!(message_id = %id, error = %e,
+                "delivered, but the idempotency record stays in progress until it expires");
+        }
+        self.delivered.lock().await.insert(id.to_owned());
+        tracing::info!(message_id = %id, "delivered to Discord");
+        let kind = id
+            .split(':')
+            .next()
+            .filter(|k| *k == "alarm" || *k == "digest")
+            .unwrap_or("cost");
+        encache_shared::metrics::count("alerts_forwarded", 1, &[("kind", kind)]);
+        Ok(true)
+    }
+
+    /// One post to the webhook, refreshing a webhook URL Discord says is gone.
+    async fn post(&self, message: &WebhookMessage, deadline: Instant) -> Result<(), ForwardError> {
         let webhook = self.webhook().await?;
         match self.discord.post(&webhook, message, deadline).await {
             // The cached URL is dead. An operator who replaced it in SSM fixes this
@@ -136,16 +188,7 @@ impl Deps {
             }
             other => other?,
         }
-        // Past this point nothing may fail: Discord has the message.
-        self.delivered.lock().await.insert(id.to_owned());
-        tracing::info!(message_id = %id, "delivered to Discord");
-        let kind = id
-            .split(':')
-            .next()
-            .filter(|k| *k == "alarm" || *k == "digest")
-            .unwrap_or("cost");
-        encache_shared::metrics::count("alerts_forwarded", 1, &[("kind", kind)]);
-        Ok(true)
+        Ok(())
     }
 }
 
@@ -196,8 +239,8 @@ pub async fn handle(deps: &Deps, event: LambdaEvent<Value>) -> Result<Value, For
     )))
 }
 
-/// One SNS cost message → one embed. Returns whether it was posted (false if this
-/// container had already delivered it).
+/// One SNS cost message → one embed. Returns whether it was posted (false if it was
+/// already delivered, by this container or another).
 pub async fn forward_alert(
     deps: &Deps,
     record: &SnsRecord,

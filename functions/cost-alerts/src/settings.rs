@@ -5,6 +5,7 @@ use std::time::Duration;
 use encache_shared::config::{ConfigError, Env};
 
 use crate::discord::RetryPolicy;
+use crate::store::IdempotencySettings;
 
 #[derive(Debug, Clone)]
 pub struct Settings {
@@ -18,6 +19,7 @@ pub struct Settings {
     /// names one (the digest, mostly).
     pub account_id: Option<String>,
     pub retry: RetryPolicy,
+    pub idempotency: IdempotencySettings,
 }
 
 impl Settings {
@@ -42,6 +44,15 @@ impl Settings {
                 base_backoff: env.millis("DISCORD_BACKOFF_BASE_MS", Duration::from_millis(500))?,
                 ..RetryPolicy::default()
             },
+            idempotency: IdempotencySettings {
+                table: env.required("IDEMPOTENCY_TABLE")?,
+                record_ttl: Duration::from_secs(24 * 3600),
+                // Longer than the function's 30 s timeout: a live claim is never overtaken.
+                in_progress_timeout: env.millis(
+                    "IDEMPOTENCY_IN_PROGRESS_TIMEOUT_MS",
+                    Duration::from_secs(60),
+                )?,
+            },
         })
     }
 }
@@ -55,6 +66,7 @@ mod tests {
         let src = |k: &str| match k {
             "DISCORD_WEBHOOK_PARAMETER" => Some("/encache/dev/cost-alerts/discord-webhook".into()),
             "DISCORD_MENTION_ROLE_ID" => Some("@everyone".into()),
+            "IDEMPOTENCY_TABLE" => Some("encache-dev-cost-alert-idempotency".into()),
             _ => None,
         };
         let err = Settings::from_env(&Env::new(&src)).unwrap_err();

@@ -2,14 +2,24 @@
 //!
 //! Delivery is at least once and unordered, so every step is idempotent: the state
 //! change is one conditional UPDATE keyed on the S3 sequencer, and deleting an object
-//! twice is harmless. Each record gets its own result; the invocation fails (and Lambda
-//! retries the whole event) only when some record hit a failure a retry can fix.
+//! twice is harmless. Each record gets its own result, in three kinds:
+//! - settled or safely skipped (acknowledged): ready, failed, already applied, the
+//!   object already gone, an object that is no memory of ours (deleted), a record for
+//!   another bucket or event type;
+//! - temporary (the database or S3 out of reach, throttled, 5xx): a retry may pass;
+//! - permanent (S3 refusing access or naming a missing bucket, a query the database
+//!   rejects, a record with no usable key): no retry passes, and a human must see it.
+//!
+//! Any temporary or permanent record fails the invocation, so Lambda retries the whole
+//! event (twice; settled records re-apply nothing) and then puts it, with the error, on
+//! the function's on-failure destination (the dead-letter queue): nothing is acknowledged
+//! and forgotten.
 
 use std::sync::Arc;
 
 use aws_lambda_events::s3::{S3Event, S3EventRecord};
 use aws_sdk_s3::config::http::HttpResponse;
-use aws_sdk_s3::error::{DisplayErrorContext, SdkError};
+use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::operation::head_object::HeadObjectOutput;
 use encache_shared::aws;
 use encache_shared::config::{Env, ProcessEnv};
@@ -21,7 +31,7 @@ use tokio::task::JoinSet;
 use tracing::Instrument;
 use uuid::Uuid;
 
-pub use crate::error::RetryableFailure;
+pub use crate::error::RecordsFailed;
 use crate::keys::{Sequencer, decode_event_key, is_newer};
 use crate::settings::CompleteSettings;
 use crate::store::{self, StoredMemory, Verdict};
@@ -72,7 +82,8 @@ pub enum Outcome {
     Ignored { why: String },
     /// Failed in a way a retry may fix (database unavailable, S3 5xx or timeout).
     Retryable { error: String },
-    /// Failed in a way no retry fixes; logged for a human.
+    /// Failed in a way no retry fixes: the invocation fails, so the event reaches the
+    /// dead-letter queue for a human.
     Permanent { error: String },
 }
 
@@ -96,28 +107,42 @@ impl CompletionReport {
             .iter()
             .filter(|r| matches!(r.outcome, Outcome::Retryable { .. }))
     }
+
+    pub fn permanent(&self) -> impl Iterator<Item = &RecordResult> {
+        self.results
+            .iter()
+            .filter(|r| matches!(r.outcome, Outcome::Permanent { .. }))
+    }
+
+    /// The failures Lambda must see, `None` when every record was settled or skipped.
+    pub fn failure(&self) -> Option<RecordsFailed> {
+        let (retryable, permanent) = (self.retryable().count(), self.permanent().count());
+        let first = self.results.iter().find_map(|r| match &r.outcome {
+            Outcome::Retryable { error } | Outcome::Permanent { error } => Some(error.clone()),
+            _ => None,
+        })?;
+        Some(RecordsFailed {
+            retryable,
+            permanent,
+            total: self.results.len(),
+            first,
+        })
+    }
 }
 
-/// The Lambda entry point: every record settled or reported; the invocation fails
-/// (`Retryable.Unavailable`) only when some record can succeed on a redelivery.
+/// The Lambda entry point: every record settled, skipped or failed. The invocation fails
+/// when any record failed: `Retryable.Unavailable` when some record may pass on a
+/// redelivery, else `NotRetryable.RecordFailed` (Lambda's retries re-apply nothing, then
+/// the event and this error reach the dead-letter queue).
 pub async fn handle(
     deps: &Deps,
     event: LambdaEvent<S3Event>,
-) -> Result<CompletionReport, RetryableFailure> {
+) -> Result<CompletionReport, RecordsFailed> {
     let report = process(deps, event.payload).await;
-    let failed: Vec<_> = report.retryable().collect();
-    if let Some(first) = failed.first() {
-        let first = match &first.outcome {
-            Outcome::Retryable { error } => error.clone(),
-            _ => String::new(),
-        };
-        return Err(RetryableFailure {
-            failed: failed.len(),
-            total: report.results.len(),
-            first,
-        });
+    match report.failure() {
+        Some(failed) => Err(failed),
+        None => Ok(report),
     }
-    Ok(report)
 }
 
 /// Processes every record, up to `settings.concurrency` at once, and reports each.
@@ -422,15 +447,17 @@ impl S3Failure {
     }
 }
 
-/// 404 is an answer; throttling, 5xx, timeouts and broken connections may pass; any
-/// other 4xx (permissions, a missing bucket) needs a human.
+/// A missing object is an answer (404; `NoSuchBucket` is a missing bucket, not a missing
+/// object); throttling, 5xx, timeouts and broken connections may pass; any other 4xx
+/// (`AccessDenied`, a missing bucket) needs a human.
 fn classify<E>(err: &SdkError<E, HttpResponse>) -> S3Failure
 where
-    E: std::error::Error + 'static,
+    E: std::error::Error + ProvideErrorMetadata + 'static,
 {
     let text = DisplayErrorContext(err).to_string();
     match err {
         SdkError::ServiceError(_) => match err.raw_response().map(|r| r.status().as_u16()) {
+            Some(404) if err.code() == Some("NoSuchBucket") => S3Failure::Permanent(text),
             Some(404) => S3Failure::NotFound,
             Some(s) if s == 429 || s >= 500 => S3Failure::Retryable(text),
             _ => S3Failure::Permanent(text),
@@ -473,5 +500,18 @@ mod tests {
             classify(&service_error(403)),
             S3Failure::Permanent(_)
         ));
+    }
+
+    #[test]
+    fn a_missing_bucket_is_permanent_not_a_missing_object() {
+        let raw = http::Response::builder()
+            .status(404)
+            .body(SdkBody::empty())
+            .unwrap();
+        let err: SdkError<HeadObjectError, HttpResponse> = SdkError::service_error(
+            HeadObjectError::generic(ErrorMetadata::builder().code("NoSuchBucket").build()),
+            HttpResponse::try_from(raw).unwrap(),
+        );
+        assert!(matches!(classify(&err), S3Failure::Permanent(_)));
     }
 }

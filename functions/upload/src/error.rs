@@ -7,29 +7,43 @@ use encache_shared::db::is_unavailable;
 use encache_shared::error::{EventFailure, diagnostic};
 use lambda_runtime::Diagnostic;
 
-/// upload-complete: some records failed in a way a retry may fix (the database or S3
-/// out of reach); the others' effects are already applied and a redelivery re-applies
-/// nothing. Records that no retry can fix are reported per record, not here.
+/// upload-complete: some records could not be settled. Their failures are reported so
+/// that Lambda's asynchronous retries, then the on-failure destination (the dead-letter
+/// queue, with this message), see them: a temporary one (the database or S3 out of reach)
+/// may pass on a retry; a permanent one (S3 refusing access, a missing bucket, a record
+/// that is not a valid S3 record) will not, and must reach a human rather than be
+/// acknowledged and forgotten. The other records' effects are already applied and a
+/// redelivery re-applies nothing.
 #[derive(Debug, thiserror::Error)]
-#[error("{failed} of {total} records failed temporarily and should be retried; first: {first}")]
-pub struct RetryableFailure {
-    pub failed: usize,
+#[error(
+    "{} of {total} records failed ({retryable} temporarily, {permanent} permanently); first: {first}",
+    retryable + permanent
+)]
+pub struct RecordsFailed {
+    pub retryable: usize,
+    pub permanent: usize,
     pub total: usize,
     pub first: String,
 }
 
-impl EventFailure for RetryableFailure {
+impl EventFailure for RecordsFailed {
+    /// Retryable while any record may pass on a redelivery (Lambda retries either way;
+    /// the class says what an operator replaying the dead-letter queue can expect).
     fn retryable(&self) -> bool {
-        true
+        self.retryable > 0
     }
 
     fn kind(&self) -> &'static str {
-        "Unavailable"
+        if self.retryable() {
+            "Unavailable"
+        } else {
+            "RecordFailed"
+        }
     }
 }
 
-impl From<RetryableFailure> for Diagnostic {
-    fn from(e: RetryableFailure) -> Self {
+impl From<RecordsFailed> for Diagnostic {
+    fn from(e: RecordsFailed) -> Self {
         diagnostic(&e)
     }
 }
@@ -70,14 +84,31 @@ mod tests {
 
     #[test]
     fn a_retryable_failure_becomes_a_diagnostic_that_says_so() {
-        let d = Diagnostic::from(RetryableFailure {
-            failed: 1,
+        let d = Diagnostic::from(RecordsFailed {
+            retryable: 1,
+            permanent: 1,
             total: 3,
             first: "HeadObject: 503".into(),
         });
         assert_eq!(d.error_type, "Retryable.Unavailable");
         assert!(
-            d.error_message.contains("1 of 3 records"),
+            d.error_message.contains("2 of 3 records"),
+            "{}",
+            d.error_message
+        );
+    }
+
+    #[test]
+    fn only_permanent_failures_are_not_retryable() {
+        let d = Diagnostic::from(RecordsFailed {
+            retryable: 0,
+            permanent: 1,
+            total: 1,
+            first: "HeadObject: AccessDenied".into(),
+        });
+        assert_eq!(d.error_type, "NotRetryable.RecordFailed");
+        assert!(
+            d.error_message.contains("AccessDenied"),
             "{}",
             d.error_message
         );

@@ -764,23 +764,70 @@ async fn another_users_memory_is_never_affected() {
 }
 
 #[tokio::test]
-async fn one_bad_record_does_not_hide_the_others() {
+async fn one_bad_record_fails_the_invocation_without_holding_back_the_others() {
     let w = World::new().await;
     let (id, key) = w.pending("sub-lu", "text/plain", 5).await;
     w.put(&key, b"hello", "text/plain").await;
     let mut event = s3_event(&w.bucket, &[("bad%FF", "01"), (&key, "01"), (&key, "02")]);
     event.records[2].s3.bucket.name = Some("someone-elses-bucket".into());
+    let deps = w.complete_deps(&w.db.pool);
 
-    let report = complete::handle(&w.complete_deps(&w.db.pool), lambda_event(event))
+    let err = complete::handle(&deps, lambda_event(event.clone()))
         .await
-        .expect("permanent problems are reported, not retried");
+        .expect_err("a record no retry can fix must not be acknowledged");
 
+    let diagnostic = Diagnostic::from(err);
+    assert_eq!(diagnostic.error_type, "NotRetryable.RecordFailed");
+    assert!(
+        diagnostic.error_message.contains("1 of 3 records")
+            && diagnostic.error_message.contains("does not decode"),
+        "{}",
+        diagnostic.error_message
+    );
+    assert_eq!(memory(&w.db.pool, id).await.status, "ready");
+    // Lambda's retry of the whole event re-applies nothing and fails the same way.
+    let again = complete::process(&deps, event).await;
     assert!(matches!(
-        report.results[0].outcome,
+        again.results[0].outcome,
         Outcome::Permanent { .. }
     ));
-    assert_eq!(report.results[1].outcome, Outcome::Ready { memory_id: id });
-    assert!(matches!(report.results[2].outcome, Outcome::Ignored { .. }));
+    assert_eq!(
+        again.results[1].outcome,
+        Outcome::AlreadyApplied { memory_id: id }
+    );
+    assert!(matches!(again.results[2].outcome, Outcome::Ignored { .. }));
+    assert_eq!(
+        again.failure().map(|f| Diagnostic::from(f).error_type),
+        Some("NotRetryable.RecordFailed".to_owned())
+    );
+}
+
+#[tokio::test]
+async fn a_record_s3_refuses_fails_the_invocation_for_the_dead_letter_queue() {
+    let w = World::new().await;
+    // The function's bucket is not there (deleted, or a wrong UPLOAD_BUCKET): S3 answers
+    // NoSuchBucket, which no retry fixes.
+    let missing = format!("encache-test-missing-{}", Uuid::new_v4().simple());
+    let deps = complete::Deps {
+        settings: CompleteSettings {
+            bucket: missing.clone(),
+            concurrency: 4,
+        },
+        ..w.complete_deps(&w.db.pool)
+    };
+    let key = format!("users/{}/memories/{}", Uuid::new_v4(), Uuid::new_v4());
+
+    let err = complete::handle(&deps, lambda_event(s3_event(&missing, &[(&key, "01")])))
+        .await
+        .expect_err("a permanent S3 failure must reach the dead-letter queue");
+
+    let diagnostic = Diagnostic::from(err);
+    assert_eq!(diagnostic.error_type, "NotRetryable.RecordFailed");
+    assert!(
+        diagnostic.error_message.contains("NoSuchBucket"),
+        "{}",
+        diagnostic.error_message
+    );
 }
 
 #[tokio::test]

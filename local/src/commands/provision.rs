@@ -1,6 +1,6 @@
 //! `encache-local provision`: what the template declares and the functions use, created
 //! in the AWS emulator as a deploy creates it: buckets with their notifications (to queues
-//! the local runtime polls), SSM parameters with their local values, the template's custom
+//! the local runtime polls), DynamoDB tables, SSM parameters with their local values, the template's custom
 //! resources (the database migrations), and the stack itself carrying the template's
 //! `Outputs`, for the post-deploy sync. Every step is idempotent: the emulator forgets
 //! everything when it stops, so every start runs them.
@@ -12,6 +12,7 @@ use clap::Args;
 
 use crate::emulators::cloudformation::{custom_resources, stand_in};
 use crate::emulators::codedeploy;
+use crate::emulators::dynamodb;
 use crate::emulators::event_sources::s3;
 use crate::env;
 use crate::stack::Stack;
@@ -32,6 +33,7 @@ pub struct ProvisionArgs {
 pub async fn run(stack: &Stack, args: &ProvisionArgs) -> anyhow::Result<ExitCode> {
     let sdk = encache_shared::aws::sdk_config().await;
     let subs = s3::provision(stack, &sdk).await?;
+    let tables = dynamodb::provision(stack, &sdk).await?;
     // A deploy's parameters were written by Terraform; the local ones come from the env file.
     let n = if stack.is_deployed() {
         0
@@ -54,9 +56,10 @@ pub async fn run(stack: &Stack, args: &ProvisionArgs) -> anyhow::Result<ExitCode
     }
     let stack_id = stand_in::create_or_update(stack, &sdk, &outputs, exists).await?;
     eprintln!(
-        "==> provisioned {} bucket notification(s), {n} SSM parameter(s), {hooks} PreTraffic \
-         hook run(s), stack {stack_id} with {} output(s)",
+        "==> provisioned {} bucket notification(s), {} table(s), {n} SSM parameter(s), \
+         {hooks} PreTraffic hook run(s), stack {stack_id} with {} output(s)",
         subs.len(),
+        tables.len(),
         outputs.values.len()
     );
     Ok(ExitCode::SUCCESS)

@@ -1,8 +1,8 @@
 //! The AWS services a local run stands in for, each as its own emulator: the Lambda
 //! Runtime API ([`runtime`]), the HTTP API with its JWT authorizer ([`gateway`]), the
 //! event sources ([`event_sources`]), the Cognito sign-up and sign-in flow ([`cognito`])
-//! CloudFormation's custom resources and stack ([`cloudformation`]) and CodeDeploy's
-//! PreTraffic hooks ([`codedeploy`]).
+//! CloudFormation's custom resources and stack ([`cloudformation`]), CodeDeploy's
+//! PreTraffic hooks ([`codedeploy`]) and the template's DynamoDB tables ([`dynamodb`]).
 //!
 //! [`start`] runs the runtime, the gateway and the event sources of a stack together:
 //! what `encache-local start` runs until a signal and what tests start in-process.
@@ -10,6 +10,7 @@
 pub mod cloudformation;
 pub mod codedeploy;
 pub mod cognito;
+pub mod dynamodb;
 pub mod event_sources;
 pub mod gateway;
 pub mod runtime;

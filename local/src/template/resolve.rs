@@ -88,6 +88,7 @@ impl<'t> Resolver<'t> {
         let explicit = [
             "BucketName",
             "QueueName",
+            "TableName",
             "TopicName",
             "FunctionName",
             "Name",
@@ -223,6 +224,7 @@ impl<'t> Resolver<'t> {
             ("AWS::SQS::Queue", "QueueName") => name,
             ("AWS::SQS::Queue", "QueueUrl") => self.queue_url(&name),
             ("AWS::SNS::Topic", "TopicArn") => self.arn("sns", &name),
+            ("AWS::DynamoDB::Table", "Arn") => self.arn("dynamodb", &format!("table/{name}")),
             ("AWS::Serverless::Function", "Arn") => self.arn("lambda", &format!("function:{name}")),
             (kind, attr) => {
                 return Err(Unresolved(format!(

@@ -12,7 +12,11 @@ use aws_sdk_budgets::types::{
     Budget, BudgetType, CalculatedSpend, ComparisonOperator, Notification, NotificationType,
     NotificationWithSubscribers, Spend, Subscriber, SubscriptionType, ThresholdType, TimeUnit,
 };
+use aws_sdk_dynamodb::types::{
+    AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
+};
 use encache_cost_alerts::discord::RetryPolicy;
+use encache_cost_alerts::store::IdempotencySettings;
 use encache_cost_alerts::{Deps, Settings, budgets};
 use encache_shared::aws::{SecretCache, sdk_config};
 use encache_testkit::sample_event;
@@ -64,13 +68,63 @@ pub fn settings(webhook_parameter: String) -> Settings {
             deadline_margin: Duration::from_millis(200),
             request_timeout: Duration::from_secs(3),
         },
+        // A table of its own per test (created by `forwarder`): the sample alarm events
+        // share their dedupe keys across tests.
+        idempotency: IdempotencySettings {
+            table: unique("encache-test-cost-alert-idempotency"),
+            record_ttl: Duration::from_secs(3600),
+            in_progress_timeout: Duration::from_secs(60),
+        },
+    }
+}
+
+/// Creates the idempotency table in the emulator as the template declares it (key `id`,
+/// on demand); a table that exists already is kept.
+pub async fn idempotency_table(table: &str) {
+    let sdk = sdk_config().await;
+    let created = aws_sdk_dynamodb::Client::new(&sdk)
+        .create_table()
+        .table_name(table)
+        .attribute_definitions(
+            AttributeDefinition::builder()
+                .attribute_name("id")
+                .attribute_type(ScalarAttributeType::S)
+                .build()
+                .unwrap(),
+        )
+        .key_schema(
+            KeySchemaElement::builder()
+                .attribute_name("id")
+                .key_type(KeyType::Hash)
+                .build()
+                .unwrap(),
+        )
+        .billing_mode(BillingMode::PayPerRequest)
+        .send()
+        .await;
+    if let Err(e) = created {
+        let exists = e
+            .as_service_error()
+            .is_some_and(|e| e.is_resource_in_use_exception());
+        assert!(
+            exists,
+            "creating the idempotency table in the emulator: {}",
+            aws_sdk_dynamodb::error::DisplayErrorContext(e)
+        );
     }
 }
 
 /// The function's dependencies (one "container") talking to the emulator's SSM and Budgets.
 pub async fn forwarder(settings: Settings) -> Deps {
     let sdk = sdk_config().await;
-    Deps::new(settings, SecretCache::from_sdk(&sdk), budgets::client(&sdk)).unwrap()
+    idempotency_table(&settings.idempotency.table).await;
+    Deps::new(
+        settings,
+        SecretCache::from_sdk(&sdk),
+        budgets::client(&sdk),
+        aws_sdk_dynamodb::Client::new(&sdk),
+    )
+    .unwrap()
 }
 
 /// A forwarder whose Budgets endpoint is `endpoint` (something that fails or hangs).
@@ -82,7 +136,14 @@ pub async fn forwarder_with_budgets_at(settings: Settings, endpoint: &str) -> De
             .region(aws_sdk_budgets::config::Region::new("us-east-1"))
             .build(),
     );
-    Deps::new(settings, SecretCache::from_sdk(&sdk), broken).unwrap()
+    idempotency_table(&settings.idempotency.table).await;
+    Deps::new(
+        settings,
+        SecretCache::from_sdk(&sdk),
+        broken,
+        aws_sdk_dynamodb::Client::new(&sdk),
+    )
+    .unwrap()
 }
 
 fn spend(amount: &str) -> Spend {
