@@ -17,6 +17,28 @@
 #   plan                  terraform plan of devops/ for the plan environment, read-only
 
 locals {
+  # What Terraform reads of devops/'s network and bastion: a deploy and a plan alike.
+  ec2_describe_actions = [
+    "ec2:DescribeIamInstanceProfileAssociations",
+    "ec2:DescribeImages",
+    "ec2:DescribeInstanceCreditSpecifications",
+    "ec2:DescribeInstanceTypes",
+    "ec2:DescribeInstances",
+    "ec2:DescribeNetworkInterfaces",
+    "ec2:DescribePrefixLists",
+    "ec2:DescribeRouteTables",
+    "ec2:DescribeSecurityGroupRules",
+    "ec2:DescribeSecurityGroups",
+    "ec2:DescribeSubnets",
+    "ec2:DescribeTags",
+    "ec2:DescribeVolumes",
+    "ec2:DescribeVpcEndpointServices",
+    "ec2:DescribeVpcEndpoints",
+    "ec2:DescribeVpcs",
+  ]
+}
+
+locals {
   envs = toset(concat(var.environments, [var.plan_environment]))
 
   a = local.account
@@ -115,25 +137,8 @@ data "aws_iam_policy_document" "deploy_state_network" {
     resources = [aws_kms_key.state.arn]
   }
   statement {
-    sid = "Ec2DescribeHasNoResourceLevelPermissions"
-    actions = [
-      "ec2:DescribeIamInstanceProfileAssociations",
-      "ec2:DescribeImages",
-      "ec2:DescribeInstanceCreditSpecifications",
-      "ec2:DescribeInstanceTypes",
-      "ec2:DescribeInstances",
-      "ec2:DescribeNetworkInterfaces",
-      "ec2:DescribePrefixLists",
-      "ec2:DescribeRouteTables",
-      "ec2:DescribeSecurityGroupRules",
-      "ec2:DescribeSecurityGroups",
-      "ec2:DescribeSubnets",
-      "ec2:DescribeTags",
-      "ec2:DescribeVolumes",
-      "ec2:DescribeVpcEndpointServices",
-      "ec2:DescribeVpcEndpoints",
-      "ec2:DescribeVpcs",
-    ]
+    sid       = "Ec2DescribeHasNoResourceLevelPermissions"
+    actions   = local.ec2_describe_actions
     resources = ["*"]
   }
   statement {
@@ -697,25 +702,8 @@ data "aws_iam_policy_document" "plan" {
     resources = [aws_kms_key.state.arn]
   }
   statement {
-    sid = "Ec2DescribeHasNoResourceLevelPermissions"
-    actions = [
-      "ec2:DescribeIamInstanceProfileAssociations",
-      "ec2:DescribeImages",
-      "ec2:DescribeInstanceCreditSpecifications",
-      "ec2:DescribeInstanceTypes",
-      "ec2:DescribeInstances",
-      "ec2:DescribeNetworkInterfaces",
-      "ec2:DescribePrefixLists",
-      "ec2:DescribeRouteTables",
-      "ec2:DescribeSecurityGroupRules",
-      "ec2:DescribeSecurityGroups",
-      "ec2:DescribeSubnets",
-      "ec2:DescribeTags",
-      "ec2:DescribeVolumes",
-      "ec2:DescribeVpcEndpointServices",
-      "ec2:DescribeVpcEndpoints",
-      "ec2:DescribeVpcs",
-    ]
+    sid       = "Ec2DescribeHasNoResourceLevelPermissions"
+    actions   = local.ec2_describe_actions
     resources = ["*"]
   }
   statement {
