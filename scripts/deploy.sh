@@ -62,8 +62,8 @@ step() {
 # discord_summary LOG: what the rehearsal's fake Discord accepted and rejected.
 discord_summary() {
   local titles
-  titles="$(grep -o '"title": "[^"]*"' "$1" | sed 's/"title": //' | paste -sd',' || true)"
   sleep 0.5 # it prints what it received every 300 ms
+  titles="$(grep -o '"title": "[^"]*"' "$1" | sed 's/"title": //' | paste -sd',' || true)"
   printf 'fake Discord: %s message(s) accepted [%s], %s rejected\n' \
     "$(grep -c '^accepted:' "$1" || true)" "$titles" "$(grep -c '^rejected' "$1" || true)" >&2
 }
