@@ -105,11 +105,14 @@ emulator_devops_copy() {
 # emulator_bootstrap DIR LOG [ARGS...]: devops/bootstrap in DIR (a copy from
 # emulator_devops_copy) applied to the emulator its provider override names, with
 # devops/bootstrap/emulator.tfvars and ARGS; local state in DIR, output in LOG.
+# One resource at a time: moto's IAM can answer a 500 to concurrent creates after storing
+# the policy, and the provider's retry then fails on EntityAlreadyExists (seen once in
+# rehearsal-breaks); the bootstrap's ~30 resources take seconds either way.
 emulator_bootstrap() {
   local dir="$1" log="$2"
   shift 2
   terraform -chdir="$dir" init -input=false -lockfile=readonly >"$log" 2>&1 \
-    && terraform -chdir="$dir" apply -input=false -auto-approve -no-color \
+    && terraform -chdir="$dir" apply -input=false -auto-approve -no-color -parallelism=1 \
       -var-file="$DEVOPS_DIR/bootstrap/emulator.tfvars" "$@" >>"$log" 2>&1
 }
 
