@@ -220,7 +220,9 @@ resource "aws_db_parameter_group" "main" {
   description = "encache PostgreSQL 15: TLS only, slow and DDL statements logged"
 
   dynamic "parameter" {
-    for_each = var.db_parameters
+    # TLS only, whatever db_parameters says (its validation refuses "0" too): the
+    # functions verify the server (sslmode=verify-full), and nothing connects in clear.
+    for_each = merge(var.db_parameters, { "rds.force_ssl" = "1" })
     content {
       name  = parameter.key
       value = parameter.value
@@ -242,7 +244,7 @@ resource "aws_db_instance" "main" {
   #checkov:skip=CKV_AWS_353:Performance Insights is not offered on the default db.t4g.micro class; slow queries are logged instead
   #checkov:skip=CKV_AWS_118:enhanced monitoring needs an extra IAM role and costs; CloudWatch metrics and exported logs suffice here
   #checkov:skip=CKV_AWS_161:the functions log in with the password from the SSM SecureString; IAM auth would need a token per connection
-  #checkov:skip=CKV2_AWS_69:TLS is enforced by rds.force_ssl=1 in var.db_parameters (the default), which checkov cannot resolve
+  #checkov:skip=CKV2_AWS_69:TLS is enforced by rds.force_ssl=1, merged over var.db_parameters in aws_db_parameter_group.main, which checkov cannot resolve
   count = local.create_db ? 1 : 0
 
   identifier     = local.name

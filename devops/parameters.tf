@@ -14,6 +14,7 @@ locals {
     "db/port"                            = tostring(local.db_port)
     "db/name"                            = local.db_name
     "db/username"                        = local.db_username
+    "db/app-username"                    = var.db_app_username
     "network/subnet-ids"                 = join(",", local.subnet_ids)
     "network/function-security-group-id" = aws_security_group.function.id
     "auth/user-pool-id"                  = module.auth.user_pool_id

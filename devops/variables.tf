@@ -139,12 +139,16 @@ variable "db_skip_final_snapshot" {
 }
 
 variable "db_parameters" {
-  description = "PostgreSQL settings of the instance's parameter group (TLS only; slow and DDL statements logged by default)."
+  description = "PostgreSQL settings of the instance's parameter group (slow and DDL statements logged by default). rds.force_ssl is always 1 (merged in devops/main.tf); setting it to anything else is refused."
   type        = map(string)
   default = {
     "rds.force_ssl"              = "1"
     "log_min_duration_statement" = "1000"
     "log_statement"              = "ddl"
+  }
+  validation {
+    condition     = lookup(var.db_parameters, "rds.force_ssl", "1") == "1"
+    error_message = "rds.force_ssl must stay 1: the functions connect with sslmode=verify-full, and nothing may reach the database in clear."
   }
 }
 
@@ -159,12 +163,22 @@ variable "db_name" {
 }
 
 variable "db_username" {
-  description = "Master user of the RDS instance (what the functions log in as)."
+  description = "Master user of the RDS instance: only the migration function logs in as it (the others use db_app_username)."
   type        = string
   default     = "encache"
   validation {
     condition     = can(regex("^[a-z][a-z0-9_]{0,62}$", var.db_username)) && !contains(["postgres", "admin", "rdsadmin"], var.db_username)
     error_message = "db_username must be a lower-case identifier other than postgres/admin/rdsadmin."
+  }
+}
+
+variable "db_app_username" {
+  description = "Login role the functions (all but the migration function) use: created by the migration function as a member of encache_app, which holds only the grants the migrations give (migrations/). Its password is the generated SecureString db/app-password."
+  type        = string
+  default     = "encache_fn"
+  validation {
+    condition     = can(regex("^[a-z][a-z0-9_]{0,62}$", var.db_app_username)) && !contains(["postgres", "admin", "rdsadmin", "encache_app"], var.db_app_username)
+    error_message = "db_app_username must be a lower-case identifier other than postgres/admin/rdsadmin/encache_app."
   }
 }
 

@@ -68,16 +68,58 @@ start_postgres() {
       || die "initdb failed: see $dir/initdb.log"
   fi
   mkdir -p "$dir/run"; [ "$(id -u)" -ne 0 ] || chown postgres: "$dir/run"
+  ensure_tls "$dir"
+  write_pg_hba "$dir/data/pg_hba.conf"
   port="$(free_port)"
-  log "starting PostgreSQL on 127.0.0.1:$port"
+  log "starting PostgreSQL on 127.0.0.1:$port (TLS on, certificate for localhost/127.0.0.1)"
   as_pg "$PG_BIN/pg_ctl" -D "$dir/data" -l "$dir/postgres.log" -w -t "$WAIT_SECONDS" \
-    -o "-p $port -k $dir/run -c listen_addresses=127.0.0.1 -c fsync=off -c full_page_writes=off -c synchronous_commit=off -c max_connections=200" \
+    -o "-p $port -k $dir/run -c listen_addresses=127.0.0.1 -c fsync=off -c full_page_writes=off -c synchronous_commit=off -c max_connections=200 -c ssl=on -c ssl_cert_file=$dir/tls/server.crt -c ssl_key_file=$dir/tls/server.key" \
     start >/dev/null || die "PostgreSQL did not start: see $dir/postgres.log"
   echo "$port" >"$STATE/pg_port"
   wait_until "$WAIT_SECONDS" postgres "$PG_BIN/pg_isready" -h 127.0.0.1 -p "$port" \
     || die "PostgreSQL did not accept connections within ${WAIT_SECONDS}s: see $dir/postgres.log"
   psql -h 127.0.0.1 -p "$port" -U postgres -qtAc "SELECT 1 FROM pg_database WHERE datname='encache'" | grep -q 1 \
     || psql -h 127.0.0.1 -p "$port" -U postgres -qc "CREATE DATABASE encache" >/dev/null
+}
+
+# ensure_tls DIR: a local CA and a server certificate for localhost and 127.0.0.1, made
+# once. The functions verify the server as they verify RDS (sslmode=verify-full): in AWS
+# against the RDS CA bundle they embed, here against this CA, which the local runtime
+# hands them as PGSSLROOTCERT (libpq's name; the tests and psql read it too).
+ensure_tls() {
+  local tls="$1/tls"
+  [ -f "$tls/server.crt" ] && [ -f "$tls/ca.pem" ] && return 0
+  command -v openssl >/dev/null || apt_install openssl
+  mkdir -p "$tls"
+  log "making the local database's CA and server certificate ($tls)"
+  (
+    cd "$tls"
+    openssl req -x509 -newkey rsa:2048 -nodes -sha256 -days 3650 -keyout ca.key -out ca.pem \
+      -subj "/CN=encache local database CA" -addext "basicConstraints=critical,CA:TRUE" \
+      -addext "keyUsage=critical,keyCertSign,cRLSign"
+    openssl req -newkey rsa:2048 -nodes -sha256 -keyout server.key -out server.csr -subj "/CN=localhost"
+    printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth\n' >server.ext
+    openssl x509 -req -sha256 -days 3650 -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial \
+      -extfile server.ext -out server.crt
+    rm -f server.csr server.ext ca.srl ca.key
+  ) >"$1/tls.log" 2>&1 || die "could not make the local database's certificates: see $1/tls.log"
+  chmod 600 "$tls/server.key"; chmod 644 "$tls/ca.pem" "$tls/server.crt"; chmod 755 "$tls"
+  [ "$(id -u)" -ne 0 ] || chown -R postgres: "$tls"
+}
+
+# write_pg_hba FILE: the superuser `postgres` (tests, scripts) without a password on
+# loopback; every other role (the functions' application role) with its SCRAM password,
+# as on RDS, so a wrong or rotated password fails here as it does there.
+write_pg_hba() {
+  local tmp; tmp="$(mktemp)"
+  cat >"$tmp" <<'HBA'
+# Written by scripts/dev-services.sh on every start.
+local all all                trust
+host  all postgres 127.0.0.1/32 trust
+host  all all      127.0.0.1/32 scram-sha-256
+HBA
+  if [ "$(id -u)" -eq 0 ]; then install -o postgres -m 600 "$tmp" "$1"; else install -m 600 "$tmp" "$1"; fi
+  rm -f "$tmp"
 }
 
 stop_postgres() {
@@ -132,7 +174,7 @@ write_env() {
   pg="$(cat "$STATE/pg_port")"; moto="$(cat "$STATE/moto_port")"
   cat >"$ENV_FILE" <<ENV
 export DATABASE_URL=postgres://postgres@127.0.0.1:$pg/encache
-export PGHOST=127.0.0.1 PGPORT=$pg PGUSER=postgres
+export PGHOST=127.0.0.1 PGPORT=$pg PGUSER=postgres PGSSLROOTCERT=$(pg_dir)/tls/ca.pem
 export AWS_ENDPOINT_URL=http://127.0.0.1:$moto
 export AWS_REGION=us-east-1 AWS_DEFAULT_REGION=us-east-1
 export AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test

@@ -227,6 +227,12 @@ impl Stack {
         if let Some(endpoint) = &self.config.endpoint {
             set("AWS_ENDPOINT_URL", endpoint.clone());
         }
+        // The local database's CA (scripts/dev-services.sh exports it): a function verifies
+        // the server's certificate here as it verifies RDS's in AWS, against this CA in
+        // place of the RDS CAs it embeds. No template declares it.
+        if let Ok(ca) = std::env::var("PGSSLROOTCERT") {
+            set("PGSSLROOTCERT", ca);
+        }
         process.extend(declared);
         process.extend(env::container_env(&name, &self.container));
         Ok(FunctionSpec {

@@ -2,14 +2,18 @@
 
 use std::time::Duration;
 
+use sqlx::PgPool;
 use sqlx::migrate::Migrator;
-use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
-use sqlx::{ConnectOptions, PgPool};
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions, PgSslMode};
 
 use crate::config::{ConfigError, Env, Secret};
 
 /// The schema, embedded in every binary that needs it.
 pub static MIGRATOR: Migrator = sqlx::migrate!("../migrations");
+
+/// The Amazon RDS root CAs (every region's, unexpired; `scripts/rds-ca-bundle.py` writes
+/// them): what a deployed function verifies the database's certificate against.
+pub static RDS_CA_BUNDLE: &[u8] = include_bytes!("../certs/rds-ca-bundle.pem");
 
 /// Where the password comes from when there is no `DATABASE_URL`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -53,45 +57,85 @@ impl DbLimits {
         Ok(Self {
             acquire_timeout: env.millis("DB_ACQUIRE_TIMEOUT_MS", Duration::from_secs(2))?,
             statement_timeout: env.millis("DB_STATEMENT_TIMEOUT_MS", Duration::from_secs(3))?,
-            // One invocation at a time per container: two connections is plenty.
-            max_connections: env.parsed("DB_MAX_CONNECTIONS", 2)?,
+            // One invocation at a time per container, and no handler runs two queries at
+            // once: one connection each, so reserved concurrency is the connection budget
+            // (docs/operations.md, "Database connections").
+            max_connections: env.parsed("DB_MAX_CONNECTIONS", 1)?,
         })
+    }
+
+    /// `options` with what every connection of a function sets: its statement timeout
+    /// and its name in `pg_stat_activity`.
+    fn apply(&self, options: PgConnectOptions) -> PgConnectOptions {
+        let statement_ms = self.statement_timeout.as_millis().to_string();
+        options
+            .options([("statement_timeout", statement_ms.as_str())])
+            .application_name("encache")
     }
 }
 
 /// Builds the pool without connecting: the first query connects, within `acquire_timeout`.
 pub fn lazy_pool(url: &Secret<String>, limits: DbLimits) -> Result<PgPool, sqlx::Error> {
     let options: PgConnectOptions = url.expose().parse()?;
-    let statement_ms = limits.statement_timeout.as_millis().to_string();
-    let options = options
-        .options([("statement_timeout", statement_ms.as_str())])
-        .application_name("encache");
-    Ok(PgPoolOptions::new()
+    Ok(lazy_pool_with(limits.apply(options), limits))
+}
+
+fn lazy_pool_with(options: PgConnectOptions, limits: DbLimits) -> PgPool {
+    PgPoolOptions::new()
         .max_connections(limits.max_connections)
         .min_connections(0)
         .acquire_timeout(limits.acquire_timeout)
         .idle_timeout(Duration::from_secs(300))
-        .connect_lazy_with(options))
+        .connect_lazy_with(options)
 }
 
-/// Builds a URL from parts; the password is percent-encoded by the URL builder.
-pub fn url_from_parts(
+/// How a deployed function's connections are secured: always TLS with the server's
+/// certificate and host name verified (`sslmode=verify-full`), against the RDS CAs the
+/// binary embeds, or against the CA file `PGSSLROOTCERT` names (libpq's variable: the
+/// local runtime hands every function the local database's CA with it). The variable
+/// changes which CA, never whether the server is verified.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RootCert {
+    Rds,
+    File(String),
+}
+
+impl RootCert {
+    pub fn from_env(env: &Env<'_>) -> Self {
+        env.optional("PGSSLROOTCERT").map_or(Self::Rds, Self::File)
+    }
+}
+
+/// The connection options of the parts a deployed function gets (no URL round trip:
+/// the password is never in a string that could be logged).
+pub fn parts_options(
     host: &str,
     port: u16,
     name: &str,
     user: &str,
     password: &str,
-) -> Secret<String> {
-    let options = PgConnectOptions::new()
+    root: &RootCert,
+) -> PgConnectOptions {
+    let options = PgConnectOptions::new_without_pgpass()
         .host(host)
         .port(port)
         .database(name)
         .username(user)
-        .password(password);
-    Secret::new(options.to_url_lossy().to_string())
+        .password(password)
+        .ssl_mode(PgSslMode::VerifyFull);
+    match root {
+        RootCert::Rds => options.ssl_root_cert_from_pem(RDS_CA_BUNDLE.to_vec()),
+        RootCert::File(path) => options.ssl_root_cert(path),
+    }
+}
+
+/// The server refused the password (`28P01`): it was rotated since this container read it.
+pub fn is_auth_failure(e: &sqlx::Error) -> bool {
+    matches!(e, sqlx::Error::Database(db) if db.code().as_deref() == Some("28P01"))
 }
 
 /// Errors that mean "the database is not reachable right now": worth a 503 and a retry.
+/// A refused password is one of them: during a rotation the next attempt re-reads it.
 pub fn is_unavailable(e: &sqlx::Error) -> bool {
     match e {
         sqlx::Error::PoolTimedOut
@@ -99,10 +143,11 @@ pub fn is_unavailable(e: &sqlx::Error) -> bool {
         | sqlx::Error::Io(_)
         | sqlx::Error::Tls(_)
         | sqlx::Error::WorkerCrashed => true,
-        // 57014: statement_timeout; 57P01..03: admin shutdown / cannot connect now; 53300: too many connections.
+        // 57014: statement_timeout; 57P01..03: admin shutdown / cannot connect now; 53300:
+        // too many connections; 28P01: password refused (rotated; re-read on the next try).
         sqlx::Error::Database(db) => matches!(
             db.code().as_deref(),
-            Some("57014" | "57P01" | "57P02" | "57P03" | "53300")
+            Some("57014" | "57P01" | "57P02" | "57P03" | "53300" | "28P01")
         ),
         _ => false,
     }
@@ -131,6 +176,7 @@ struct Deferred {
     name: String,
     user: String,
     password_parameter: String,
+    root: RootCert,
     secrets: Option<crate::aws::SecretCache>,
     /// Without the function's cache, one of the database's own, made on first use and
     /// kept: a first attempt cut off by its time bound after the SSM read does not read
@@ -167,6 +213,7 @@ impl Database {
                     name,
                     user,
                     password_parameter,
+                    root: RootCert::from_env(env),
                     secrets: secrets.cloned(),
                     own_secrets: tokio::sync::OnceCell::new(),
                 }),
@@ -186,41 +233,102 @@ impl Database {
     /// `sqlx::Error::Io` ("database password unavailable"): the database is out of reach,
     /// so [`is_unavailable`] holds and callers answer 503 / retry as for a refused
     /// connection. The error names the parameter, never a value.
+    ///
+    /// A password rotation is survived: when the pool holds no connection (cold, or idle
+    /// ones reaped), the next query would open one with the password read earlier, so this
+    /// opens it here first; if the server refuses the password (`28P01`), the password is
+    /// read from SSM once more, the pool takes it, and the connection is opened again. The
+    /// connection goes back to the pool, and the caller's query uses it.
     pub async fn pool(&self) -> Result<&PgPool, sqlx::Error> {
-        // Boxed: the SDK's config loader is a deep future, and every handler that awaits
-        // the pool would otherwise carry its layout.
-        type Init<'a> = std::pin::Pin<
-            Box<dyn std::future::Future<Output = Result<PgPool, sqlx::Error>> + Send + 'a>,
+        if let Some(pool) = self.pool.get()
+            && (self.deferred.is_none() || pool.size() > 0)
+        {
+            return Ok(pool);
+        }
+        // Boxed: reading SSM (the SDK's config loader is a deep future) and connecting
+        // would otherwise be carried in the layout of every handler that awaits the pool.
+        type Open<'a> = std::pin::Pin<
+            Box<dyn std::future::Future<Output = Result<&'a PgPool, sqlx::Error>> + Send + 'a>,
         >;
-        self.pool
-            .get_or_try_init(|| -> Init<'_> {
-                Box::pin(async {
-                    let d = self
-                        .deferred
-                        .as_ref()
-                        .ok_or_else(|| sqlx::Error::Configuration("no database settings".into()))?;
-                    let secrets = match &d.secrets {
-                        Some(secrets) => secrets,
-                        None => {
-                            d.own_secrets
-                                .get_or_init(|| async {
-                                    crate::aws::SecretCache::from_sdk(
-                                        &crate::aws::sdk_config().await,
-                                    )
-                                })
-                                .await
-                        }
-                    };
-                    let password = secrets.get(&d.password_parameter).await.map_err(|e| {
-                        sqlx::Error::Io(std::io::Error::other(format!(
-                            "database password unavailable: {e:#}"
-                        )))
-                    })?;
-                    let url = url_from_parts(&d.host, d.port, &d.name, &d.user, password.expose());
-                    lazy_pool(&url, d.limits)
-                })
+        let open: Open<'_> = Box::pin(self.open());
+        open.await
+    }
+
+    /// [`Database::pool`]'s slow path: builds the pool on the first call, and opens its
+    /// connection when it has none, reading the password again once if it is refused.
+    async fn open(&self) -> Result<&PgPool, sqlx::Error> {
+        let pool = self
+            .pool
+            .get_or_try_init(|| async {
+                let d = self
+                    .deferred
+                    .as_ref()
+                    .ok_or_else(|| sqlx::Error::Configuration("no database settings".into()))?;
+                let options = d.options(false).await?;
+                Ok::<_, sqlx::Error>(lazy_pool_with(options, d.limits))
             })
-            .await
+            .await?;
+        let Some(d) = &self.deferred else {
+            return Ok(pool);
+        };
+        if pool.size() > 0 {
+            return Ok(pool);
+        }
+        let refused = match pool.acquire().await {
+            Ok(mut connection) => {
+                // Back in the pool before the caller's query asks for one (a dropped
+                // connection goes back on a spawned task, and the query would wait for it).
+                connection.return_to_pool().await;
+                return Ok(pool);
+            }
+            Err(e) if is_auth_failure(&e) => e,
+            Err(e) => return Err(e),
+        };
+        tracing::warn!(
+            parameter = %d.password_parameter,
+            error = %refused,
+            "the database refused the password: reading it again (rotated?)"
+        );
+        pool.set_connect_options(d.options(true).await?);
+        pool.acquire().await?.return_to_pool().await;
+        Ok(pool)
+    }
+}
+
+impl Deferred {
+    async fn secrets(&self) -> &crate::aws::SecretCache {
+        match &self.secrets {
+            Some(secrets) => secrets,
+            None => {
+                self.own_secrets
+                    .get_or_init(|| async {
+                        crate::aws::SecretCache::from_sdk(&crate::aws::sdk_config().await)
+                    })
+                    .await
+            }
+        }
+    }
+
+    /// The connection options with the password from SSM (cached; read again when
+    /// `reread`, after the server refused the cached one).
+    async fn options(&self, reread: bool) -> Result<PgConnectOptions, sqlx::Error> {
+        let secrets = self.secrets().await;
+        if reread {
+            secrets.forget(&self.password_parameter).await;
+        }
+        let password = secrets.get(&self.password_parameter).await.map_err(|e| {
+            sqlx::Error::Io(std::io::Error::other(format!(
+                "database password unavailable: {e:#}"
+            )))
+        })?;
+        Ok(self.limits.apply(parts_options(
+            &self.host,
+            self.port,
+            &self.name,
+            &self.user,
+            password.expose(),
+            &self.root,
+        )))
     }
 }
 
@@ -317,10 +425,34 @@ mod tests {
     }
 
     #[test]
-    fn passwords_with_url_characters_survive_the_url() {
-        let url = url_from_parts("db.internal", 5432, "encache", "app", "p@ss/w:rd#1");
-        let parsed: PgConnectOptions = url.expose().parse().unwrap();
-        assert_eq!(parsed.get_host(), "db.internal");
-        assert_eq!(parsed.get_database(), Some("encache"));
+    fn deployed_connections_verify_the_server_against_the_rds_cas() {
+        let src = |_: &str| None;
+        assert_eq!(RootCert::from_env(&Env::new(&src)), RootCert::Rds);
+        let options = parts_options(
+            "db.internal",
+            5432,
+            "encache",
+            "app",
+            "p@ss/w:rd#1",
+            &RootCert::Rds,
+        );
+        assert_eq!(options.get_host(), "db.internal");
+        assert_eq!(options.get_database(), Some("encache"));
+        assert!(matches!(options.get_ssl_mode(), PgSslMode::VerifyFull));
+        let pem = std::str::from_utf8(RDS_CA_BUNDLE).unwrap();
+        assert!(
+            pem.matches("-----BEGIN CERTIFICATE-----").count() >= 50,
+            "the RDS bundle is embedded"
+        );
+        assert!(pem.contains("Amazon RDS us-east-1 Root CA RSA2048 G1"));
+    }
+
+    #[test]
+    fn a_root_cert_file_changes_the_ca_never_the_mode() {
+        let src = |k: &str| (k == "PGSSLROOTCERT").then(|| "/tmp/ca.pem".to_string());
+        let root = RootCert::from_env(&Env::new(&src));
+        assert_eq!(root, RootCert::File("/tmp/ca.pem".into()));
+        let options = parts_options("localhost", 5432, "encache", "app", "x", &root);
+        assert!(matches!(options.get_ssl_mode(), PgSslMode::VerifyFull));
     }
 }

@@ -37,6 +37,8 @@ async fn the_pool_reads_its_password_from_ssm_through_the_functions_cache() {
         "DB_NAME" => Some(db.name.clone()),
         "DB_USER" => Some(user.clone()),
         "DB_PASSWORD_PARAMETER" => Some(name.clone()),
+        // The dev database's CA, as the local runtime hands it to every function.
+        "PGSSLROOTCERT" => std::env::var("PGSSLROOTCERT").ok(),
         _ => None,
     };
     let env = Env::new(&source);

@@ -1,6 +1,8 @@
 //! The gradual rollout as template.yaml declares it: every function behind a `live`
 //! alias that every caller names, CodeDeploy shifting it with the function's alarm as the
 //! rollback trigger, and this hook guarding every API function with a check of its own.
+//! And what each new version may use of the database: the login role, within the
+//! connection budget.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -250,4 +252,63 @@ fn prod_shifts_gradually_and_dev_all_at_once() {
     );
     let t = template();
     assert_eq!(t["Parameters"]["DeploymentType"]["Default"], "AllAtOnce");
+}
+
+/// The connections the functions may hold at once: `db_connections_alarm_threshold`'s
+/// default in devops/ (about 75 % of `max_connections` on db.t4g.micro), so the budget
+/// leaves the rest to the migration, the bastion and RDS itself.
+const CONNECTION_BUDGET: u64 = 60;
+
+/// What the migration function may hold (its pool's bound; deploys run it one at a time).
+const MIGRATION_CONNECTIONS: u64 = 2;
+
+#[test]
+fn the_database_functions_log_in_as_the_login_role_within_the_connection_budget() {
+    let t = template();
+    let mut total = MIGRATION_CONNECTIONS;
+    for (id, f) in functions(&t) {
+        let p = &f["Properties"];
+        let vars = &p["Environment"]["Variables"];
+        if vars["DB_HOST"].is_null() {
+            continue;
+        }
+        let policies = serde_yaml::to_string(&p["Policies"]).unwrap();
+        if id == "MigrateFunction" {
+            assert_eq!(reference(&vars["DB_USER"]).as_deref(), Some("DbUser"));
+            assert_eq!(
+                reference(&vars["DB_APP_USER"]).as_deref(),
+                Some("DbAppUser")
+            );
+            continue;
+        }
+        // Only the migration function logs in as the master user or reads its password.
+        assert_eq!(
+            reference(&vars["DB_USER"]).as_deref(),
+            Some("DbAppUser"),
+            "{id}"
+        );
+        assert_eq!(
+            reference(&vars["DB_PASSWORD_PARAMETER"]).as_deref(),
+            Some("DbAppPasswordParameterName"),
+            "{id}"
+        );
+        assert!(
+            !policies.contains("${DbPasswordParameterName}"),
+            "{id} may read the master password"
+        );
+        // Reserved concurrency x connections per container is what it can hold.
+        let reserved = p["ReservedConcurrentExecutions"]
+            .as_u64()
+            .unwrap_or_else(|| {
+                panic!("{id} has no ReservedConcurrentExecutions: its connections are unbounded")
+            });
+        let per_container = vars["DB_MAX_CONNECTIONS"].as_str().map_or(1, |v| {
+            v.parse::<u64>().expect("DB_MAX_CONNECTIONS is a number")
+        });
+        total += reserved * per_container;
+    }
+    assert!(
+        total <= CONNECTION_BUDGET,
+        "the database functions may hold {total} connections, over the budget of {CONNECTION_BUDGET}"
+    );
 }

@@ -13,10 +13,13 @@
 //! whatever state the database is in: CloudFormation otherwise waits an hour.
 //!
 //! [`request`] reads what CloudFormation asks; [`store`] checks and migrates the schema;
-//! [`response`] builds and delivers the answer; [`error`] says how each step fails. The
-//! function reads no variable of its own (the database's are `encache_shared::db`'s).
+//! [`response`] builds and delivers the answer; [`error`] says how each step fails;
+//! [`login`] gives the functions' login role its password after each migration run. The
+//! database's variables are `encache_shared::db`'s; `DB_APP_USER` and
+//! `DB_APP_PASSWORD_PARAMETER` name the functions' login role and its SecureString.
 
 pub mod error;
+pub mod login;
 pub mod request;
 pub mod response;
 pub mod store;
@@ -46,6 +49,10 @@ pub const DEADLINE_MARGIN: Duration = Duration::from_secs(15);
 pub struct Deps {
     /// The pool, or why it could not be set up at cold start (reported as FAILED).
     pub database: Result<PgPool, String>,
+    /// The functions' login role to set after migrating (none when the functions log in
+    /// as the owner, as the local stack's superuser URL does), or why it could not be
+    /// read (reported as FAILED).
+    pub login: Option<Result<login::Login, String>>,
     pub http: reqwest::Client,
 }
 
@@ -53,6 +60,7 @@ impl Deps {
     pub fn new(database: Result<PgPool, String>) -> Result<Self, reqwest::Error> {
         Ok(Self {
             database,
+            login: None,
             http: response::client()?,
         })
     }
@@ -60,13 +68,33 @@ impl Deps {
     /// A database that cannot be set up is the handler's to report (a FAILED answer),
     /// not an init error that CloudFormation would wait an hour on.
     pub async fn from_env() -> anyhow::Result<Self> {
+        let env = Env::new(&ProcessEnv);
+        // One SSM client and cache for both passwords.
+        let secrets =
+            encache_shared::aws::SecretCache::from_sdk(&encache_shared::aws::sdk_config().await);
         // Read eagerly here: a deploy waits on this function anyway, and its handler
         // reports a setup failure as FAILED instead of letting init fail.
-        let database = match db::Database::from_env(&Env::new(&ProcessEnv), None) {
+        let database = match db::Database::from_env(&env, Some(&secrets)) {
             Ok(database) => database.pool().await.cloned().map_err(|e| e.to_string()),
             Err(e) => Err(format!("{e:#}")),
         };
-        Ok(Self::new(database)?)
+        let login = match login::LoginSettings::from_env(&env) {
+            Ok(None) => None,
+            Ok(Some(settings)) => Some(
+                secrets
+                    .get(&settings.password_parameter)
+                    .await
+                    .map(|password| login::Login {
+                        user: settings.user,
+                        password,
+                    })
+                    .map_err(|e| format!("the functions' login role: {e:#}")),
+            ),
+            Err(e) => Some(Err(format!("the functions' login role: {e}"))),
+        };
+        let mut deps = Self::new(database)?;
+        deps.login = login;
+        Ok(deps)
     }
 }
 
@@ -149,14 +177,16 @@ async fn migrate_within(
             "no time left in this invocation to migrate".into(),
         )),
         // The invocation's deadline, not a per-step DB_TIMEOUT_MS, bounds a migration.
-        Ok(pool) => match db::within(budget, async { Ok(store::migrate(pool).await) }).await {
-            Ok(result) => result,
-            Err(_timed_out) => Err(SchemaError::Failed(format!(
-                "migrating did not finish within {} s (the invocation's deadline less {} s): a migration in progress was rolled back; deploy again once the database answers",
-                budget.as_secs(),
-                DEADLINE_MARGIN.as_secs()
-            ))),
-        },
+        Ok(pool) => {
+            match db::within(budget, async { Ok(migrate_and_login(deps, pool).await) }).await {
+                Ok(result) => result,
+                Err(_timed_out) => Err(SchemaError::Failed(format!(
+                    "migrating did not finish within {} s (the invocation's deadline less {} s): a migration in progress was rolled back; deploy again once the database answers",
+                    budget.as_secs(),
+                    DEADLINE_MARGIN.as_secs()
+                ))),
+            }
+        }
     };
     match result {
         Ok(done) => {
@@ -187,6 +217,21 @@ async fn migrate_within(
             (Status::Failed, e.to_string(), HashMap::new())
         }
     }
+}
+
+/// The migrations, then the functions' login role (its password and membership): both
+/// must hold before the new code runs.
+async fn migrate_and_login(deps: &Deps, pool: &PgPool) -> Result<store::Migrated, SchemaError> {
+    let done = store::migrate(pool).await?;
+    match &deps.login {
+        None => {}
+        Some(Err(why)) => return Err(SchemaError::Unavailable(why.clone())),
+        Some(Ok(login)) => {
+            login::ensure(pool, login).await?;
+            tracing::info!(role = %login.user, group = login::GROUP_ROLE, "login role set");
+        }
+    }
+    Ok(done)
 }
 
 /// Time until the invocation's deadline (milliseconds since the epoch); zero once passed.

@@ -71,9 +71,14 @@ pub async fn init(
 }
 
 /// The env file's database settings for `url`: `DATABASE_URL` and the template's
-/// `DbHost`/`DbPort`/`DbName`/`DbUser` parameters.
+/// `DbHost`/`DbPort`/`DbName`/`DbUser` parameters, and `DbAppUser`, the login role the
+/// migration function creates (devops/'s `db_app_username` default; locally the functions
+/// connect with `DATABASE_URL`).
 pub fn database_parameters(url: &str) -> Vec<(&'static str, String)> {
-    let mut wanted = vec![("DATABASE_URL", url.to_owned())];
+    let mut wanted = vec![
+        ("DATABASE_URL", url.to_owned()),
+        ("DbAppUser", "encache_fn".to_owned()),
+    ];
     if let Ok(parsed) = url.parse::<sqlx::postgres::PgConnectOptions>() {
         wanted.extend([
             ("DbHost", parsed.get_host().to_owned()),
@@ -107,6 +112,21 @@ fn fill_database(params: &mut serde_json::Map<String, Value>, url: &str) -> bool
 pub async fn sync_env(stack: &Stack) -> anyhow::Result<()> {
     let path = &stack.config.env_vars;
     let mut env = read_json(path)?;
+    let added = add_missing_parameters(
+        &mut env,
+        &stack
+            .config
+            .template
+            .with_file_name("sam-env.local.example.json"),
+    )?;
+    if !added.is_empty() {
+        write_json(path, &env)?;
+        eprintln!(
+            "==> {}: added {} from the example file (template parameters newer than the file)",
+            path.display(),
+            added.join(", ")
+        );
+    }
     if let (Ok(url), Some(params)) = (
         std::env::var("DATABASE_URL"),
         env.get_mut("Parameters").and_then(Value::as_object_mut),
@@ -157,4 +177,54 @@ fn read_json(path: &Path) -> anyhow::Result<Value> {
 fn write_json(path: &Path, value: &Value) -> anyhow::Result<()> {
     let text = serde_json::to_string_pretty(value)? + "\n";
     std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))
+}
+
+/// Copies into `env` the parameters the example file has and `env` lacks (a template
+/// parameter added after the env file was written), so an older env file keeps working
+/// without `--init` (which would make a new user pool). Returns their names.
+fn add_missing_parameters(env: &mut Value, example: &Path) -> anyhow::Result<Vec<String>> {
+    if !example.exists() {
+        return Ok(Vec::new());
+    }
+    let example = read_json(example)?;
+    let (Some(have), Some(want)) = (
+        env.get_mut("Parameters").and_then(Value::as_object_mut),
+        example.get("Parameters").and_then(Value::as_object),
+    ) else {
+        return Ok(Vec::new());
+    };
+    let mut added = Vec::new();
+    for (k, v) in want {
+        if !have.contains_key(k) {
+            have.insert(k.clone(), v.clone());
+            added.push(k.clone());
+        }
+    }
+    Ok(added)
+}
+
+#[cfg(test)]
+mod missing_parameter_tests {
+    use super::*;
+
+    #[test]
+    fn parameters_newer_than_the_env_file_come_from_the_example_and_nothing_else_changes() {
+        let dir =
+            std::env::temp_dir().join(format!("encache-sync-{}", uuid::Uuid::new_v4().simple()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let example = dir.join("sam-env.local.example.json");
+        std::fs::write(
+            &example,
+            r#"{"Parameters":{"DbUser":"postgres","DbAppUser":"encache_fn"}}"#,
+        )
+        .unwrap();
+        let mut env = json!({"Parameters": {"DbUser": "me"}});
+        let added = add_missing_parameters(&mut env, &example).unwrap();
+        assert_eq!(added, ["DbAppUser"]);
+        assert_eq!(
+            env,
+            json!({"Parameters": {"DbUser": "me", "DbAppUser": "encache_fn"}})
+        );
+        std::fs::remove_dir_all(dir).ok();
+    }
 }
