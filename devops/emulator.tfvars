@@ -16,6 +16,7 @@ ecr_force_delete       = true
 cognito_allow_password_auth = true
 
 # moto neither stores parameter-group settings nor the Cognito feature plan, so these
-# would show as changes on every plan.
+# would show as changes on every plan (rds.force_ssl is set whatever db_parameters says:
+# scripts/check-infra.sh knows moto drops it).
 db_parameters          = {}
 cognito_user_pool_tier = null

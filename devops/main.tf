@@ -199,6 +199,69 @@ resource "aws_security_group_rule" "bastion_ssh" {
   cidr_blocks       = var.operator_ssh_cidrs
 }
 
+# ================================================================== network logs
+# Flow logs of the VPC the database and the functions share: who reached (or was refused
+# by) the database's security group, for an incident's timeline. To CloudWatch Logs with
+# a retention, through a role only VPC Flow Logs of this account may assume.
+resource "aws_cloudwatch_log_group" "flow_logs" {
+  #checkov:skip=CKV_AWS_158:AWS-managed encryption like every other log group of encache; customer-managed keys are the production-posture work (docs/production.md)
+  #checkov:skip=CKV_AWS_338:var.flow_log_retention_days (90 by default: an incident's timeline, at a cost that scales with traffic); a year where an audit requires it
+  name              = "/aws/vpc/${local.name}-flow-logs"
+  retention_in_days = var.flow_log_retention_days
+}
+
+data "aws_iam_policy_document" "flow_logs_assume" {
+  statement {
+    actions = ["sts:AssumeRole"]
+    principals {
+      type        = "Service"
+      identifiers = ["vpc-flow-logs.amazonaws.com"]
+    }
+    condition {
+      test     = "StringEquals"
+      variable = "aws:SourceAccount"
+      values   = [data.aws_caller_identity.current.account_id]
+    }
+    condition {
+      test     = "ArnLike"
+      variable = "aws:SourceArn"
+      values   = ["arn:${data.aws_partition.current.partition}:ec2:${var.aws_region}:${data.aws_caller_identity.current.account_id}:vpc-flow-log/*"]
+    }
+  }
+}
+
+resource "aws_iam_role" "flow_logs" {
+  name               = "${local.name}-vpc-flow-logs"
+  description        = "VPC Flow Logs delivery to ${aws_cloudwatch_log_group.flow_logs.name} only."
+  assume_role_policy = data.aws_iam_policy_document.flow_logs_assume.json
+}
+
+data "aws_iam_policy_document" "flow_logs_delivery" {
+  statement {
+    sid       = "DeliverToItsLogGroupOnly"
+    actions   = ["logs:CreateLogStream", "logs:DescribeLogStreams", "logs:PutLogEvents"]
+    resources = ["${aws_cloudwatch_log_group.flow_logs.arn}:*"]
+  }
+}
+
+resource "aws_iam_role_policy" "flow_logs" {
+  name   = "deliver-flow-logs"
+  role   = aws_iam_role.flow_logs.id
+  policy = data.aws_iam_policy_document.flow_logs_delivery.json
+}
+
+resource "aws_flow_log" "vpc" {
+  vpc_id                   = data.aws_vpc.default.id
+  traffic_type             = var.flow_log_traffic_type
+  log_destination_type     = "cloud-watch-logs"
+  log_destination          = aws_cloudwatch_log_group.flow_logs.arn
+  iam_role_arn             = aws_iam_role.flow_logs.arn
+  max_aggregation_interval = 600
+  tags = {
+    Name = "${local.name}-vpc"
+  }
+}
+
 # ================================================================== database
 locals {
   create_db = var.enable_rds

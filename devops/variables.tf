@@ -64,6 +64,26 @@ variable "endpoint_subnet_count" {
 }
 
 # ------------------------------------------------------------------ database
+variable "flow_log_traffic_type" {
+  description = "Which VPC flow log records to keep: ALL (accepted and rejected; what an incident timeline needs), REJECT (cheaper) or ACCEPT."
+  type        = string
+  default     = "ALL"
+  validation {
+    condition     = contains(["ALL", "ACCEPT", "REJECT"], var.flow_log_traffic_type)
+    error_message = "flow_log_traffic_type must be ALL, ACCEPT or REJECT."
+  }
+}
+
+variable "flow_log_retention_days" {
+  description = "Days the VPC flow logs are kept in CloudWatch Logs (a value CloudWatch accepts; 90 or more for prod)."
+  type        = number
+  default     = 90
+  validation {
+    condition     = contains([1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653], var.flow_log_retention_days)
+    error_message = "flow_log_retention_days must be a retention CloudWatch Logs accepts (1, 3, 5, 7, 14, 30, 60, 90, 120, ...)."
+  }
+}
+
 variable "enable_rds" {
   description = "Create the RDS PostgreSQL instance. False: use the existing database given by existing_db_* and db_password."
   type        = bool

@@ -50,7 +50,7 @@ STAR_SIDS: dict[str, tuple[str, set[str]]] = {
     "Ec2DescribeHasNoResourceLevelPermissions": (
         "EC2 Describe* calls are authorized on * only",
         {
-            "ec2:DescribeIamInstanceProfileAssociations", "ec2:DescribeImages",
+            "ec2:DescribeFlowLogs", "ec2:DescribeIamInstanceProfileAssociations", "ec2:DescribeImages",
             "ec2:DescribeInstanceCreditSpecifications", "ec2:DescribeInstanceTypes",
             "ec2:DescribeInstances", "ec2:DescribeNetworkInterfaces", "ec2:DescribePrefixLists",
             "ec2:DescribeRouteTables", "ec2:DescribeSecurityGroupRules", "ec2:DescribeSecurityGroups",
@@ -341,6 +341,8 @@ def run_checks(state: dict, contract: dict, repository: str | None) -> Checks:
             ("sqs:CreateQueue", f"arn:{p}:sqs:{r}:{a}:encache-{env}-StackSyncDeadLetterQueue-AbC123"),
             ("events:PutRule", f"arn:{p}:events:{r}:{a}:rule/encache-{env}-StackSyncFunctionStackStatus-AbC123"),
             ("logs:CreateLogGroup", f"arn:{p}:logs:{r}:{a}:log-group:/aws/lambda/encache-{env}-functions"),
+            ("logs:CreateLogGroup", f"arn:{p}:logs:{r}:{a}:log-group:/aws/vpc/encache-{env}-flow-logs"),
+            ("iam:CreateRole", f"arn:{p}:iam::{a}:role/encache-{env}-vpc-flow-logs"),
             ("cloudwatch:PutMetricAlarm", f"arn:{p}:cloudwatch:{r}:{a}:alarm:encache-{env}-health-errors"),
             ("cloudwatch:PutDashboard", f"arn:{p}:cloudwatch::{a}:dashboard/encache-{env}"),
             ("budgets:ModifyBudget", f"arn:{p}:budgets::{a}:budget/encache-{env}-monthly"),

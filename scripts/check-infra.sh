@@ -131,9 +131,23 @@ check_emulator() {
   if [ $rc -eq 0 ]; then
     log "terraform plan -detailed-exitcode (expect no changes)"
     local prc=0
-    "${tf[@]}" plan -detailed-exitcode -no-color "${vars[@]}" >"$work/plan.log" 2>&1 || prc=$?
+    "${tf[@]}" plan -detailed-exitcode -no-color -out="$work/after.tfplan" "${vars[@]}" >"$work/plan.log" 2>&1 || prc=$?
+    # moto stores no parameter-group settings, so the one devops/ always sets
+    # (rds.force_ssl) reads back as missing: that, and only that, is the emulator's gap.
+    if [ $prc -eq 2 ] && "${tf[@]}" show -json "$work/after.tfplan" 2>/dev/null | "$ENCACHE_VENV/bin/python" -c '
+import json, sys
+changes = [c for c in json.load(sys.stdin).get("resource_changes", []) if c["change"]["actions"] != ["no-op"]]
+def only_params(c):
+    b, a = c["change"]["before"] or {}, c["change"]["after"] or {}
+    return c["type"] == "aws_db_parameter_group" and c["change"]["actions"] == ["update"] and \
+        not b.get("parameter") and {k: v for k, v in b.items() if k != "parameter"} == {k: v for k, v in a.items() if k != "parameter" and k in b}
+sys.exit(0 if changes and all(only_params(c) for c in changes) else 1)
+'; then
+      echo "no changes after apply (but the parameter group's settings, which moto does not store)"
+      prc=0
+    fi
     case $prc in
-      0) echo "no changes after apply" ;;
+      0) if grep -q 'No changes' "$work/plan.log"; then echo "no changes after apply"; fi ;;
       2) cat "$work/plan.log"; warn "the plan after apply is not empty (drift)"; rc=1 ;;
       *) cat "$work/plan.log"; rc=1 ;;
     esac

@@ -19,6 +19,7 @@
 locals {
   # What Terraform reads of devops/'s network and bastion: a deploy and a plan alike.
   ec2_describe_actions = [
+    "ec2:DescribeFlowLogs",
     "ec2:DescribeIamInstanceProfileAssociations",
     "ec2:DescribeImages",
     "ec2:DescribeInstanceCreditSpecifications",
@@ -81,6 +82,8 @@ locals {
     log_groups = [
       "arn:${local.p}:logs:${local.r}:${local.a}:log-group:/aws/lambda/encache-${e}-*",
       "arn:${local.p}:logs:${local.r}:${local.a}:log-group:/aws/apigateway/encache-${e}-*",
+      # devops/: the VPC flow logs.
+      "arn:${local.p}:logs:${local.r}:${local.a}:log-group:/aws/vpc/encache-${e}-*",
     ]
     budgets           = "arn:${local.p}:budgets::${local.a}:budget/encache-${e}-*"
     codedeploy_app    = "arn:${local.p}:codedeploy:${local.r}:${local.a}:application:encache-${e}-*"
@@ -147,9 +150,11 @@ data "aws_iam_policy_document" "deploy_state_network" {
       "ec2:AssociateIamInstanceProfile",
       "ec2:AuthorizeSecurityGroupEgress",
       "ec2:AuthorizeSecurityGroupIngress",
+      "ec2:CreateFlowLogs",
       "ec2:CreateSecurityGroup",
       "ec2:CreateTags",
       "ec2:CreateVpcEndpoint",
+      "ec2:DeleteFlowLogs",
       "ec2:DeleteSecurityGroup",
       "ec2:DeleteTags",
       "ec2:DeleteVpcEndpoints",
@@ -173,7 +178,7 @@ data "aws_iam_policy_document" "deploy_state_network" {
       "ec2:UpdateSecurityGroupRuleDescriptionsIngress",
     ]
     resources = concat(
-      [for t in ["instance", "key-pair", "network-interface", "prefix-list", "route-table", "security-group", "security-group-rule", "subnet", "volume", "vpc", "vpc-endpoint"] : "${local.ec2}:${t}/*"],
+      [for t in ["instance", "key-pair", "network-interface", "prefix-list", "route-table", "security-group", "security-group-rule", "subnet", "volume", "vpc", "vpc-endpoint", "vpc-flow-log"] : "${local.ec2}:${t}/*"],
       ["arn:${local.p}:ec2:${local.r}::image/*", "arn:${local.p}:ec2:${local.r}:aws:prefix-list/*"],
     )
   }
@@ -633,7 +638,7 @@ data "aws_iam_policy_document" "deploy_functions" {
     condition {
       test     = "StringEquals"
       variable = "iam:PassedToService"
-      values   = ["lambda.amazonaws.com", "codedeploy.amazonaws.com", "ec2.amazonaws.com"]
+      values   = ["lambda.amazonaws.com", "codedeploy.amazonaws.com", "ec2.amazonaws.com", "vpc-flow-logs.amazonaws.com"]
     }
   }
   statement {
@@ -778,6 +783,17 @@ data "aws_iam_policy_document" "plan" {
     sid       = "AlarmsRead"
     actions   = ["cloudwatch:DescribeAlarms", "cloudwatch:ListTagsForResource"]
     resources = [local.env[var.plan_environment].alarms]
+  }
+  statement {
+    # devops/'s VPC flow log group; DescribeLogGroups lists per account and region.
+    sid       = "LogGroupsDescribeIsPerAccount"
+    actions   = ["logs:DescribeLogGroups"]
+    resources = ["arn:${local.p}:logs:${local.r}:${local.a}:log-group:*"]
+  }
+  statement {
+    sid       = "FlowLogGroupTags"
+    actions   = ["logs:ListTagsForResource"]
+    resources = ["arn:${local.p}:logs:${local.r}:${local.a}:log-group:/aws/vpc/encache-${var.plan_environment}-*"]
   }
   statement {
     # devops/'s ephemeral passwords are opened during plan too (nothing is stored).
