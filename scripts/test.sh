@@ -71,6 +71,8 @@ step actionlint "$ENCACHE_VENV/bin/actionlint" -shellcheck "$ENCACHE_VENV/bin/sh
 step zizmor "$ENCACHE_VENV/bin/zizmor" --offline --no-progress .github/workflows
 step openapi "$ENCACHE_VENV/bin/openapi-spec-validator" docs/openapi.yaml
 step tests env SQLX_OFFLINE=true cargo nextest run --workspace --locked --profile ci
+# The API against docs/openapi.yaml: schemathesis on the local stack, bounded, fixed seed.
+step api-fuzz scripts/api-fuzz.sh
 # Infrastructure (scripts/check-infra.sh): Terraform, the contracts, the linters, and an
 # apply -> plan -> destroy of devops/ against the running moto emulator, its state in the
 # S3 bucket of devops/bootstrap (applied first, its roles asserted by check-bootstrap.py).

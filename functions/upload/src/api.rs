@@ -40,6 +40,37 @@ impl Deps {
     }
 }
 
+/// A JSON integer, also when written with a zero fraction or an exponent (`1036.0`,
+/// `1.036e3`): the API description's `integer` is JSON Schema's, any number without a
+/// fractional part. `1036.5`, or one beyond `i64`, is a 400 naming the field.
+fn whole_number<'de, D: serde::Deserializer<'de>>(de: D) -> Result<i64, D::Error> {
+    use serde::de::{Error, Unexpected, Visitor};
+    struct Whole;
+    impl Visitor<'_> for Whole {
+        type Value = i64;
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("an integer")
+        }
+        fn visit_i64<E: Error>(self, v: i64) -> Result<i64, E> {
+            Ok(v)
+        }
+        fn visit_u64<E: Error>(self, v: u64) -> Result<i64, E> {
+            i64::try_from(v).map_err(|_| E::invalid_value(Unexpected::Unsigned(v), &self))
+        }
+        fn visit_f64<E: Error>(self, v: f64) -> Result<i64, E> {
+            // -2^63 and 2^63 are exact in f64; every whole f64 in between fits i64.
+            if v.fract() == 0.0
+                && (-9_223_372_036_854_775_808.0..9_223_372_036_854_775_808.0).contains(&v)
+            {
+                Ok(v as i64)
+            } else {
+                Err(E::invalid_value(Unexpected::Float(v), &self))
+            }
+        }
+    }
+    de.deserialize_i64(Whole)
+}
+
 pub const MAX_FILE_NAME_CHARS: usize = 255;
 pub const MAX_TITLE_CHARS: usize = 200;
 
@@ -48,6 +79,7 @@ pub const MAX_TITLE_CHARS: usize = 200;
 pub struct CreateUpload {
     pub content_type: String,
     /// Signed, so that a negative value is reported as such rather than as a type error.
+    #[serde(deserialize_with = "whole_number")]
     pub size_bytes: i64,
     #[serde(default)]
     pub file_name: Option<String>,
@@ -389,6 +421,32 @@ mod tests {
             let msg =
                 rejected(serde_json::json!({"content_type": "image/jpeg", "size_bytes": size}));
             assert!(msg.starts_with("size_bytes:"), "{msg}");
+        }
+    }
+
+    #[test]
+    fn a_size_written_with_a_zero_fraction_is_that_integer_and_a_fraction_is_refused() {
+        for (json, want) in [
+            ("1036", 1036),
+            ("1036.0", 1036),
+            ("1.036e3", 1036),
+            ("-0.0", 0),
+        ] {
+            let b: CreateUpload = serde_json::from_str(&format!(
+                r#"{{"content_type": "image/jpeg", "size_bytes": {json}}}"#
+            ))
+            .unwrap();
+            assert_eq!(b.size_bytes, want, "{json}");
+        }
+        for json in ["1036.5", "1e19", "9223372036854775808", "\"5\"", "null"] {
+            let err = serde_json::from_str::<CreateUpload>(&format!(
+                r#"{{"content_type": "image/jpeg", "size_bytes": {json}}}"#
+            ))
+            .unwrap_err();
+            assert!(
+                err.to_string().contains("size_bytes") || err.is_data(),
+                "{json}: {err}"
+            );
         }
     }
 
