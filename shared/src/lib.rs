@@ -5,6 +5,7 @@
 //! - [`error`]: the one `StandardError` body and the mapping from error kind to HTTP status.
 //! - `db` (feature `db`): the per-container PostgreSQL pool and the embedded migrations.
 //! - [`http`]: API Gateway HTTP API (payload 2.0) requests and responses.
+//! - [`idempotency`]: the writing routes' `Idempotency-Key` header, naming the resource.
 //! - `pagination` (feature `pagination`): `limit` parsing, signed keyset cursors and the page body of every feed.
 //! - [`aws`]: SDK configuration (honours `AWS_ENDPOINT_URL`), cached SSM secrets, and
 //!   the S3 client (feature `s3`).
@@ -22,6 +23,7 @@ pub mod config;
 pub mod db;
 pub mod error;
 pub mod http;
+pub mod idempotency;
 pub mod metrics;
 #[cfg(feature = "outbound")]
 pub mod outbound;

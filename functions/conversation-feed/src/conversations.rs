@@ -5,6 +5,7 @@ use aws_lambda_events::apigw::ApiGatewayV2httpRequest;
 use encache_shared::ApiError;
 use encache_shared::db::bounded;
 use encache_shared::http::{Caller, json_body};
+use encache_shared::idempotency::IdempotencyKey;
 use encache_shared::pagination::{CursorScope, Keyset, Page, PageRequest};
 use encache_shared::timestamp::Stored;
 use serde::{Deserialize, Serialize};
@@ -79,6 +80,7 @@ pub async fn create_conversation(
     deps: &Deps,
 ) -> Result<ConversationItem, ApiError> {
     let caller = Caller::from_request(req)?;
+    let idempotency = IdempotencyKey::from_request(req)?;
     let body: NewConversation = if req.body.as_deref().is_none_or(|b| b.trim().is_empty()) {
         NewConversation::default()
     } else {
@@ -97,12 +99,19 @@ pub async fn create_conversation(
             "must not contain control characters",
         ));
     }
-    let created = bounded(deps.settings.db_timeout, async {
-        store::insert_conversation(deps.db.pool().await?, &caller.sub, title).await
+    let id = idempotency
+        .as_ref()
+        .map(|k| k.resource_id(&caller.sub, &["POST /v1/conversations"]));
+    let written = bounded(deps.settings.db_timeout, async {
+        store::insert_conversation(deps.db.pool().await?, &caller.sub, title, id).await
     })
     .await?;
-    created.ok_or_else(|| ApiError::Conflict {
-        code: "account_not_ready".into(),
-        message: "your account is still being set up; try again shortly".into(),
-    })
+    match written {
+        store::Write::Created(c) | store::Write::Repeated(c) => Ok(c),
+        store::Write::KeyReused => Err(IdempotencyKey::reused()),
+        store::Write::Missing => Err(ApiError::Conflict {
+            code: "account_not_ready".into(),
+            message: "your account is still being set up; try again shortly".into(),
+        }),
+    }
 }

@@ -6,6 +6,7 @@ use aws_lambda_events::apigw::ApiGatewayV2httpRequest;
 use encache_shared::ApiError;
 use encache_shared::db::bounded;
 use encache_shared::http::{Caller, json_body, path_uuid};
+use encache_shared::idempotency::IdempotencyKey;
 use encache_shared::pagination::{CursorScope, Keyset, Page, PageRequest};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
@@ -90,6 +91,7 @@ pub async fn post_message(
 ) -> Result<MessageItem, ApiError> {
     let caller = Caller::from_request(req)?;
     let conversation = path_uuid(req, "id")?;
+    let idempotency = IdempotencyKey::from_request(req)?;
     let body: NewMessage = json_body(req)?;
     let text = body.text.trim();
     let chars = text.chars().count();
@@ -114,19 +116,27 @@ pub async fn post_message(
         ));
     }
     let preview = preview(text);
-    let created = bounded(deps.settings.db_timeout, async {
-        store::insert_message(
-            deps.db.pool().await?,
-            conversation,
+    let conversation_id = conversation.to_string();
+    let id = idempotency.as_ref().map(|k| {
+        k.resource_id(
             &caller.sub,
-            &preview,
-            body.role,
-            text,
+            &["POST /v1/conversations/{id}/messages", &conversation_id],
         )
-        .await
+    });
+    let new = store::NewMessageRow {
+        preview: &preview,
+        role: body.role,
+        text,
+    };
+    let written = bounded(deps.settings.db_timeout, async {
+        store::insert_message(deps.db.pool().await?, conversation, &caller.sub, new, id).await
     })
     .await?;
-    created.ok_or_else(|| ApiError::not_found("conversation"))
+    match written {
+        store::Write::Created(m) | store::Write::Repeated(m) => Ok(m),
+        store::Write::KeyReused => Err(IdempotencyKey::reused()),
+        store::Write::Missing => Err(ApiError::not_found("conversation")),
+    }
 }
 
 /// The first [`PREVIEW_CHARS`] characters, cut on a character boundary.

@@ -39,25 +39,73 @@ pub async fn conversations_page(
     .await
 }
 
-/// A new conversation of the caller's; `None` when the caller has no `users` row yet.
+/// What a create with an optional `Idempotency-Key` id did.
+#[derive(Debug)]
+pub enum Write<T> {
+    /// Written now.
+    Created(T),
+    /// The key's resource exists and the request is the same: the resource as it is.
+    Repeated(T),
+    /// The key's resource exists, made by a different request.
+    KeyReused,
+    /// The caller has no `users` row, or (messages) no such conversation of theirs.
+    Missing,
+}
+
+/// A new conversation of the caller's, with the id an `Idempotency-Key` names (else a
+/// random one).
 pub async fn insert_conversation(
     pool: &PgPool,
     sub: &str,
     title: &str,
-) -> Result<Option<ConversationItem>, sqlx::Error> {
-    sqlx::query_as!(
+    id: Option<Uuid>,
+) -> Result<Write<ConversationItem>, sqlx::Error> {
+    let created = sqlx::query_as!(
         ConversationItem,
         r#"
-            INSERT INTO conversations (user_id, title)
-            SELECT u.id, $2 FROM users u WHERE u.cognito_sub = $1
+            INSERT INTO conversations (id, user_id, title)
+            SELECT COALESCE($3, gen_random_uuid()), u.id, $2 FROM users u WHERE u.cognito_sub = $1
+            ON CONFLICT (id) DO NOTHING
             RETURNING id, title, last_message_preview, message_count,
                       created_at AS "created_at: Stored", last_activity_at
             "#,
         sub,
         title,
+        id,
     )
     .fetch_optional(pool)
-    .await
+    .await?;
+    if let Some(c) = created {
+        return Ok(Write::Created(c));
+    }
+    let Some(id) = id else {
+        return Ok(Write::Missing);
+    };
+    // The id was taken: the key's conversation, if it is the caller's and titled alike.
+    let existing = sqlx::query!(
+        r#"
+            SELECT c.id, c.title, c.last_message_preview, c.message_count,
+                   c.created_at AS "created_at: Stored", c.last_activity_at
+            FROM conversations c JOIN users u ON u.id = c.user_id
+            WHERE c.id = $1 AND u.cognito_sub = $2
+            "#,
+        id,
+        sub,
+    )
+    .fetch_optional(pool)
+    .await?;
+    Ok(match existing {
+        Some(c) if c.title == title => Write::Repeated(ConversationItem {
+            id: c.id,
+            title: c.title,
+            last_message_preview: c.last_message_preview,
+            message_count: c.message_count,
+            created_at: c.created_at,
+            last_activity_at: c.last_activity_at,
+        }),
+        Some(_) => Write::KeyReused,
+        None => Write::Missing,
+    })
 }
 
 /// One page of a conversation's messages, newest first, `limit + 1` rows; `None` when the
@@ -105,18 +153,73 @@ pub async fn messages_page(
 }
 
 /// Adds a message to the caller's conversation and moves the conversation's activity
-/// time, count and preview in the same statement; `None` when the conversation is missing
-/// or another user's.
+/// time, count and preview in the same statement.
 ///
 /// The message's time is the conversation's new activity time, which never moves back:
-/// messages of one conversation are ordered as their writes were.
+/// messages of one conversation are ordered as their writes were. With the id an
+/// `Idempotency-Key` names, the write takes a transaction lock on that id first, so a
+/// repeat (even a concurrent one) finds the message and moves nothing.
 pub async fn insert_message(
     pool: &PgPool,
     conversation: Uuid,
     sub: &str,
-    preview: &str,
-    role: Role,
-    text: &str,
+    new: NewMessageRow<'_>,
+    id: Option<Uuid>,
+) -> Result<Write<MessageItem>, sqlx::Error> {
+    let Some(id) = id else {
+        return Ok(insert_message_row(pool, conversation, sub, &new, None)
+            .await?
+            .map_or(Write::Missing, Write::Created));
+    };
+    let mut tx = pool.begin().await?;
+    sqlx::query!(
+        "SELECT pg_advisory_xact_lock(hashtextextended($1::text, 0))",
+        id.to_string()
+    )
+    .execute(&mut *tx)
+    .await?;
+    let existing = sqlx::query_as!(
+        MessageItem,
+        r#"
+            SELECT m.id, m.role, m.body AS text, m.created_at
+            FROM messages m
+            JOIN conversations c ON c.id = m.conversation_id
+            JOIN users u ON u.id = c.user_id
+            WHERE m.id = $1 AND m.conversation_id = $2 AND u.cognito_sub = $3
+            "#,
+        id,
+        conversation,
+        sub,
+    )
+    .fetch_optional(&mut *tx)
+    .await?;
+    let outcome = match existing {
+        Some(m) if m.role == new.role.as_str() && m.text == new.text => Write::Repeated(m),
+        Some(_) => Write::KeyReused,
+        None => insert_message_row(&mut *tx, conversation, sub, &new, Some(id))
+            .await?
+            .map_or(Write::Missing, Write::Created),
+    };
+    tx.commit().await?;
+    Ok(outcome)
+}
+
+/// A message to write, validated.
+#[derive(Debug, Clone, Copy)]
+pub struct NewMessageRow<'a> {
+    pub preview: &'a str,
+    pub role: Role,
+    pub text: &'a str,
+}
+
+/// The one statement that adds a message and moves its conversation; `None` when the
+/// conversation is missing or another user's.
+async fn insert_message_row(
+    db: impl sqlx::PgExecutor<'_>,
+    conversation: Uuid,
+    sub: &str,
+    new: &NewMessageRow<'_>,
+    id: Option<Uuid>,
 ) -> Result<Option<MessageItem>, sqlx::Error> {
     sqlx::query_as!(
         MessageItem,
@@ -131,16 +234,17 @@ pub async fn insert_message(
                 WHERE c.id = $1 AND u.id = c.user_id AND u.cognito_sub = $2
                 RETURNING c.id, c.last_activity_at
             )
-            INSERT INTO messages (conversation_id, role, body, created_at)
-            SELECT conv.id, $4, $5, conv.last_activity_at FROM conv
+            INSERT INTO messages (id, conversation_id, role, body, created_at)
+            SELECT COALESCE($6, gen_random_uuid()), conv.id, $4, $5, conv.last_activity_at FROM conv
             RETURNING id AS "id!", role AS "role!", body AS "text!", created_at AS "created_at!"
             "#,
         conversation,
         sub,
-        preview,
-        role.as_str(),
-        text,
+        new.preview,
+        new.role.as_str(),
+        new.text,
+        id,
     )
-    .fetch_optional(pool)
+    .fetch_optional(db)
     .await
 }

@@ -707,3 +707,87 @@ async fn a_request_without_a_caller_is_a_401_and_an_unknown_route_a_404() {
     let (status, body) = call(&deps, elsewhere).await;
     assert_standard_error(status, &body, 404, "not_found");
 }
+
+fn keyed(mut req: ApiGatewayV2httpRequest, key: &str) -> ApiGatewayV2httpRequest {
+    req.headers
+        .insert("idempotency-key", key.parse().expect("a header value"));
+    req
+}
+
+#[tokio::test]
+async fn a_repeated_idempotency_key_creates_one_conversation_and_one_message_even_when_concurrent()
+{
+    // given a conversation created with a key, whose answer the client lost
+    let db = TestDb::new().await;
+    insert_user(&db.pool, ALICE).await;
+    let deps = deps(db.pool.clone());
+    let create_keyed = || keyed(create(ALICE, json!({"title": "Lisbon"})), "conv-1");
+    let (status, first) = call(&deps, create_keyed()).await;
+    assert_eq!(status, 201, "{first}");
+    let (status, again) = call(&deps, create_keyed()).await;
+    assert_eq!(status, 201, "{again}");
+    assert_eq!(again["id"], first["id"]);
+    let id = first["id"].as_str().unwrap().to_owned();
+
+    // when the same message is posted with one key four times at once
+    let post_keyed = || {
+        keyed(
+            post(ALICE, &id, json!({"role": "user", "text": "hello"})),
+            "msg-1",
+        )
+    };
+    let (a, b, c, d) = tokio::join!(
+        call(&deps, post_keyed()),
+        call(&deps, post_keyed()),
+        call(&deps, post_keyed()),
+        call(&deps, post_keyed())
+    );
+    let answers = [a, b, c, d];
+
+    // then every answer is the one message, and the conversation moved once
+    let ids: HashSet<String> = answers
+        .iter()
+        .map(|(status, m)| {
+            assert_eq!(*status, 201, "{m}");
+            m["id"].as_str().unwrap().to_owned()
+        })
+        .collect();
+    assert_eq!(ids.len(), 1, "{answers:?}");
+    let (count, rows): (i32, i64) = sqlx::query_as(
+        "SELECT c.message_count, (SELECT count(*) FROM messages m WHERE m.conversation_id = c.id)
+           FROM conversations c WHERE c.id = $1::uuid",
+    )
+    .bind(&id)
+    .fetch_one(&db.pool)
+    .await
+    .unwrap();
+    assert_eq!((count, rows), (1, 1));
+    let conversations: i64 = sqlx::query_scalar("SELECT count(*) FROM conversations")
+        .fetch_one(&db.pool)
+        .await
+        .unwrap();
+    assert_eq!(conversations, 1);
+
+    // and a key sent again with another body is a 409; the same key elsewhere is new
+    let (status, err) = call(
+        &deps,
+        keyed(
+            post(ALICE, &id, json!({"role": "user", "text": "bye"})),
+            "msg-1",
+        ),
+    )
+    .await;
+    assert_standard_error(status, &err, 409, "idempotency_key_reused");
+    let (status, err) = call(
+        &deps,
+        keyed(create(ALICE, json!({"title": "Porto"})), "conv-1"),
+    )
+    .await;
+    assert_standard_error(status, &err, 409, "idempotency_key_reused");
+    let (_, other) = call(
+        &deps,
+        keyed(create(ALICE, json!({"title": "Lisbon"})), "conv-2"),
+    )
+    .await;
+    assert_ne!(other["id"], first["id"]);
+}

@@ -10,6 +10,7 @@ use aws_sdk_s3::presigning::{PresignedRequest, PresigningConfig};
 use encache_shared::config::{Env, ProcessEnv};
 use encache_shared::db::{Database, bounded};
 use encache_shared::http::{Caller, json_body, logged, request_id, respond};
+use encache_shared::idempotency::IdempotencyKey;
 use encache_shared::{ApiError, aws, users};
 use lambda_runtime::{Error, LambdaEvent};
 use serde::{Deserialize, Serialize};
@@ -127,8 +128,13 @@ pub async fn handle(
     .await)
 }
 
+/// The route's scope in ids derived from an `Idempotency-Key`.
+const IDEMPOTENCY_SCOPE: &str = "POST /v1/memories/uploads";
+
 /// The whole use case, with the clock passed in. Everything is validated and signed
-/// before the first write, so a rejected request leaves no trace.
+/// before the first write, so a rejected request leaves no trace. With an
+/// `Idempotency-Key` the memory's id is the key's: a repeat of the request gets the same
+/// memory (and a URL with the same expiry), never a second one.
 pub async fn create_upload(
     req: &ApiGatewayV2httpRequest,
     deps: &Deps,
@@ -136,6 +142,7 @@ pub async fn create_upload(
 ) -> Result<UploadTicket, ApiError> {
     let Deps { db, s3, settings } = deps;
     let caller = Caller::from_request(req)?;
+    let idempotency = IdempotencyKey::from_request(req)?;
     let declared = validate(json_body::<CreateUpload>(req)?, settings)?;
 
     // Whole seconds: SigV4 dates have no fraction, and the row should say the same.
@@ -153,7 +160,9 @@ pub async fn create_upload(
                     .into(),
             )
         })?;
-    let memory_id = Uuid::new_v4();
+    let memory_id = idempotency.as_ref().map_or_else(Uuid::new_v4, |k| {
+        k.resource_id(&caller.sub, &[IDEMPOTENCY_SCOPE])
+    });
     let key = object_key(user_id, memory_id);
     let presigned = presign_put(
         s3,
@@ -177,10 +186,37 @@ pub async fn create_upload(
         captured_at: declared.captured_at,
         upload_expires_at: expires_at,
     };
-    bounded(settings.db_timeout, async {
+    let inserted = bounded(settings.db_timeout, async {
         store::insert_pending(db.pool().await?, &memory).await
     })
     .await?;
+    if !inserted {
+        // The key's memory exists: this is a repeat, if it declared the same upload.
+        let first_expiry = bounded(settings.db_timeout, async {
+            store::same_declaration(db.pool().await?, &memory).await
+        })
+        .await?
+        .ok_or_else(IdempotencyKey::reused)?;
+        tracing::info!(%memory_id, %user_id, "upload repeated (Idempotency-Key): same memory");
+        let start = SystemTime::from(first_expiry) - settings.url_expiry;
+        let presigned = presign_put(
+            s3,
+            &settings.bucket,
+            &key,
+            &declared.content_type,
+            declared.size_bytes,
+            start,
+            settings.url_expiry,
+        )
+        .await?;
+        return Ok(UploadTicket {
+            memory_id,
+            upload_url: presigned.uri().to_owned(),
+            method: presigned.method().to_owned(),
+            headers: client_headers(&presigned),
+            expires_at: first_expiry,
+        });
+    }
     tracing::info!(%memory_id, %user_id, size_bytes = declared.size_bytes,
         content_type = %declared.content_type, "upload created");
 

@@ -21,11 +21,14 @@ pub struct NewMemory<'a> {
     pub upload_expires_at: OffsetDateTime,
 }
 
-pub async fn insert_pending(pool: &PgPool, m: &NewMemory<'_>) -> Result<(), sqlx::Error> {
-    sqlx::query!(
+/// Inserts the memory; `false` when its id is taken (a repeat of an `Idempotency-Key`:
+/// the caller then checks it is the same declaration).
+pub async fn insert_pending(pool: &PgPool, m: &NewMemory<'_>) -> Result<bool, sqlx::Error> {
+    let done = sqlx::query!(
         "INSERT INTO memories (id, user_id, s3_key, title, file_name, declared_content_type,
                                declared_size_bytes, captured_at, upload_expires_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+         ON CONFLICT DO NOTHING",
         m.id,
         m.user_id,
         m.s3_key,
@@ -38,7 +41,33 @@ pub async fn insert_pending(pool: &PgPool, m: &NewMemory<'_>) -> Result<(), sqlx
     )
     .execute(pool)
     .await?;
-    Ok(())
+    Ok(done.rows_affected() == 1)
+}
+
+/// The first request's URL expiry when memory `m.id` is the caller's and declared what
+/// `m` declares (compared by PostgreSQL, with the precision it stored); `None` when the
+/// key was used for something else.
+pub async fn same_declaration(
+    pool: &PgPool,
+    m: &NewMemory<'_>,
+) -> Result<Option<OffsetDateTime>, sqlx::Error> {
+    sqlx::query_scalar!(
+        "SELECT upload_expires_at FROM memories
+         WHERE id = $1 AND user_id = $2 AND s3_key = $3
+           AND title IS NOT DISTINCT FROM $4 AND file_name IS NOT DISTINCT FROM $5
+           AND declared_content_type = $6 AND declared_size_bytes = $7
+           AND captured_at IS NOT DISTINCT FROM $8",
+        m.id,
+        m.user_id,
+        m.s3_key,
+        m.title,
+        m.file_name,
+        m.content_type,
+        m.size_bytes,
+        m.captured_at,
+    )
+    .fetch_optional(pool)
+    .await
 }
 
 /// What the completion handler needs to know about the memory behind a key.

@@ -926,3 +926,66 @@ async fn the_sweep_leaves_uploads_within_their_grace_period() {
     assert_eq!(report.expired, 0);
     assert_eq!(memory(&w.db.pool, id).await.status, "pending");
 }
+
+fn request_with_key(sub: &str, body: &str, key: &str) -> ApiGatewayV2httpRequest {
+    let mut req = request(sub, body);
+    req.headers
+        .insert("idempotency-key", key.parse().expect("a header value"));
+    req
+}
+
+#[tokio::test]
+async fn a_repeated_idempotency_key_gets_the_same_memory_and_never_a_second_row() {
+    // given an upload created with an Idempotency-Key, whose answer the client lost
+    let w = World::new().await;
+    let body =
+        json!({"content_type": "image/jpeg", "size_bytes": 1036, "title": "Beach"}).to_string();
+    let (status, first) = w
+        .create_as(request_with_key("idem-user", &body, "3f1c9a7e-key"))
+        .await;
+    assert_eq!(status, 201, "{first}");
+
+    // when the client sends the same request again, twice
+    let (again, second) = w
+        .create_as(request_with_key("idem-user", &body, "3f1c9a7e-key"))
+        .await;
+    let (_, third) = w
+        .create_as(request_with_key("idem-user", &body, "3f1c9a7e-key"))
+        .await;
+
+    // then it is the same memory, with the same expiry, and one row
+    assert_eq!(again, 201, "{second}");
+    assert_eq!(second["memory_id"], first["memory_id"]);
+    assert_eq!(third["memory_id"], first["memory_id"]);
+    assert_eq!(second["expires_at"], first["expires_at"]);
+    let rows: i64 = sqlx::query_scalar("SELECT count(*) FROM memories")
+        .fetch_one(&w.db.pool)
+        .await
+        .unwrap();
+    assert_eq!(rows, 1);
+
+    // and the key used for another upload is a 409, another key or caller a new memory
+    let other = json!({"content_type": "image/jpeg", "size_bytes": 2000}).to_string();
+    let (status, reused) = w
+        .create_as(request_with_key("idem-user", &other, "3f1c9a7e-key"))
+        .await;
+    encache_testkit::assert_standard_error(status, &reused, 409, "idempotency_key_reused");
+    let (_, fresh) = w
+        .create_as(request_with_key("idem-user", &body, "another-key"))
+        .await;
+    assert_ne!(fresh["memory_id"], first["memory_id"]);
+    let (_, theirs) = w
+        .create_as(request_with_key("idem-other", &body, "3f1c9a7e-key"))
+        .await;
+    assert_ne!(theirs["memory_id"], first["memory_id"]);
+
+    // and a repeated header (API Gateway joins it with a comma) or a bad key is a 400
+    for bad in ["k1,k2", "has space", ""] {
+        let (status, err) = w.create_as(request_with_key("idem-user", &body, bad)).await;
+        encache_testkit::assert_standard_error(status, &err, 400, "invalid_request");
+        assert!(
+            err["message"].as_str().unwrap().contains("Idempotency-Key"),
+            "{err}"
+        );
+    }
+}

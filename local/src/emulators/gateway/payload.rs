@@ -29,12 +29,14 @@ pub(super) fn message(status: StatusCode, text: &str) -> Response {
 
 /// A header as API Gateway reads it (for the event and for the authorizer's identity
 /// source): a repeated header's values joined with commas. Two `Authorization` headers
-/// are then one malformed token, not the first of them.
+/// are then one malformed token, not the first of them. A value with bytes outside
+/// visible ASCII is passed on (lossily decoded), never dropped: the function must see
+/// that the client sent something, and refuse it.
 pub(super) fn header(headers: &HeaderMap, name: &str) -> Option<String> {
-    let values: Vec<&str> = headers
+    let values: Vec<String> = headers
         .get_all(name)
         .iter()
-        .filter_map(|v| v.to_str().ok())
+        .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
         .collect();
     (!values.is_empty()).then(|| values.join(","))
 }
@@ -80,7 +82,7 @@ pub(super) fn build_event(
         };
         if let (Ok(n), Ok(v)) = (
             HeaderName::from_bytes(name.as_str().as_bytes()),
-            HeaderValue::from_str(&joined),
+            HeaderValue::from_bytes(joined.as_bytes()),
         ) {
             headers.insert(n, v);
         }
