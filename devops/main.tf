@@ -23,6 +23,22 @@ data "aws_partition" "current" {}
 locals {
   name = "${var.name_prefix}-${var.env}"
 
+  # What differs by environment, in one map (prod: a standby, 35 days of backups, 90 days
+  # of network logs); a variable set explicitly wins over its environment's value.
+  environment_settings = {
+    dev  = { db_multi_az = false, db_backup_retention_days = 7, db_deletion_protection = true, flow_log_retention_days = 30 }
+    prod = { db_multi_az = true, db_backup_retention_days = 35, db_deletion_protection = true, flow_log_retention_days = 90 }
+  }
+  explicit_settings = {
+    db_multi_az              = var.db_multi_az
+    db_backup_retention_days = var.db_backup_retention_days
+    db_deletion_protection   = var.db_deletion_protection
+    flow_log_retention_days  = var.flow_log_retention_days
+  }
+  settings = {
+    for k, v in local.environment_settings[var.env] : k => (local.explicit_settings[k] == null ? v : local.explicit_settings[k])
+  }
+
   # The one list of shared parameter names (also read by scripts/check-contracts.py).
   contract     = jsondecode(file("${path.module}/../contracts/ssm-parameters.json"))
   param_prefix = replace(local.contract.parameter_prefix, "{env}", var.env)
@@ -205,9 +221,9 @@ resource "aws_security_group_rule" "bastion_ssh" {
 # a retention, through a role only VPC Flow Logs of this account may assume.
 resource "aws_cloudwatch_log_group" "flow_logs" {
   #checkov:skip=CKV_AWS_158:AWS-managed encryption like every other log group of encache; customer-managed keys are the production-posture work (docs/production.md)
-  #checkov:skip=CKV_AWS_338:var.flow_log_retention_days (90 by default: an incident's timeline, at a cost that scales with traffic); a year where an audit requires it
+  #checkov:skip=CKV_AWS_338:local.settings.flow_log_retention_days (prod 90: an incident's timeline, at a cost that scales with traffic); a year where an audit requires it
   name              = "/aws/vpc/${local.name}-flow-logs"
-  retention_in_days = var.flow_log_retention_days
+  retention_in_days = local.settings.flow_log_retention_days
 }
 
 data "aws_iam_policy_document" "flow_logs_assume" {
@@ -303,7 +319,7 @@ ephemeral "aws_secretsmanager_random_password" "db" {
 }
 
 resource "aws_db_instance" "main" {
-  #checkov:skip=CKV_AWS_157:Multi-AZ is var.db_multi_az (true for prod in terraform.tfvars); single-AZ keeps dev cheap
+  #checkov:skip=CKV_AWS_157:Multi-AZ is local.settings.db_multi_az (true for prod, local.environment_settings); single-AZ keeps dev cheap
   #checkov:skip=CKV_AWS_353:Performance Insights is not offered on the default db.t4g.micro class; slow queries are logged instead
   #checkov:skip=CKV_AWS_118:enhanced monitoring needs an extra IAM role and costs; CloudWatch metrics and exported logs suffice here
   #checkov:skip=CKV_AWS_161:the functions log in with the password from the SSM SecureString; IAM auth would need a token per connection
@@ -329,11 +345,11 @@ resource "aws_db_instance" "main" {
   parameter_group_name   = aws_db_parameter_group.main[0].name
   vpc_security_group_ids = [aws_security_group.database.id]
   publicly_accessible    = false
-  multi_az               = var.db_multi_az
+  multi_az               = local.settings.db_multi_az
 
-  backup_retention_period         = var.db_backup_retention_days
+  backup_retention_period         = local.settings.db_backup_retention_days
   copy_tags_to_snapshot           = true
-  deletion_protection             = var.db_deletion_protection
+  deletion_protection             = local.settings.db_deletion_protection
   skip_final_snapshot             = var.db_skip_final_snapshot
   final_snapshot_identifier       = "${local.name}-final"
   auto_minor_version_upgrade      = true
@@ -555,7 +571,7 @@ module "auth" {
   password_minimum_length = var.cognito_password_minimum_length
   allow_password_auth     = var.cognito_allow_password_auth
   token_validity          = var.cognito_token_validity
-  deletion_protection     = var.db_deletion_protection
+  deletion_protection     = local.settings.db_deletion_protection
 
   wire_triggers = var.wire_auth_triggers
   trigger_parameter_names = {

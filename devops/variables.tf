@@ -75,11 +75,11 @@ variable "flow_log_traffic_type" {
 }
 
 variable "flow_log_retention_days" {
-  description = "Days the VPC flow logs are kept in CloudWatch Logs (a value CloudWatch accepts; 90 or more for prod)."
+  description = "Days the VPC flow logs are kept in CloudWatch Logs (a value CloudWatch accepts). Unset: the environment's (dev 30, prod 90)."
   type        = number
-  default     = 90
+  default     = null
   validation {
-    condition     = contains([1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653], var.flow_log_retention_days)
+    condition     = var.flow_log_retention_days == null || contains([1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653], coalesce(var.flow_log_retention_days, 90))
     error_message = "flow_log_retention_days must be a retention CloudWatch Logs accepts (1, 3, 5, 7, 14, 30, 60, 90, 120, ...)."
   }
 }
@@ -131,25 +131,25 @@ variable "db_max_allocated_storage_gb" {
 }
 
 variable "db_backup_retention_days" {
-  description = "Days of automated backups kept."
+  description = "Days of automated backups kept. Unset: the environment's (local.environment_settings: dev 7, prod 35)."
   type        = number
-  default     = 7
+  default     = null
   validation {
-    condition     = var.db_backup_retention_days >= 1 && var.db_backup_retention_days <= 35
+    condition     = var.db_backup_retention_days == null || (coalesce(var.db_backup_retention_days, 1) >= 1 && coalesce(var.db_backup_retention_days, 1) <= 35)
     error_message = "db_backup_retention_days must be between 1 and 35."
   }
 }
 
 variable "db_multi_az" {
-  description = "Run a standby in a second AZ (recommended for prod)."
+  description = "Run a standby in a second AZ. Unset: the environment's (dev false, prod true)."
   type        = bool
-  default     = false
+  default     = null
 }
 
 variable "db_deletion_protection" {
-  description = "Refuse to delete the database (and the user pool) until this is turned off."
+  description = "Refuse to delete the database (and the user pool) until this is turned off. Unset: the environment's (true for both: dev holds real sign-ups too)."
   type        = bool
-  default     = true
+  default     = null
 }
 
 variable "db_skip_final_snapshot" {
