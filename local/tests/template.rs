@@ -31,6 +31,7 @@ Resources:
     Properties:
       CodeUri: .
       Timeout: 4
+      ReservedConcurrentExecutions: 3
       Environment:
         Variables:
           OWN: x
@@ -73,6 +74,19 @@ fn functions_merge_globals_and_keep_their_events() {
     );
     assert!(matches!(&f.events[2].kind, EventKind::Schedule { .. }));
     assert_eq!(t.binaries(), vec!["fn-bin".to_owned()]);
+    assert_eq!(f.reserved_concurrency, Some(3));
+}
+
+#[test]
+fn what_the_runtime_does_not_emulate_is_named() {
+    let t = Template::parse(TEMPLATE).expect("parses");
+    let gaps = t.not_emulated();
+    assert!(gaps.iter().any(|g| g.starts_with("MemorySize")), "{gaps:?}");
+    assert!(
+        gaps.iter()
+            .any(|g| g.starts_with("ReservedConcurrentExecutions (Fn 3)")),
+        "{gaps:?}"
+    );
 }
 
 #[test]

@@ -44,6 +44,9 @@ pub async fn run(stack: &Stack, args: StartArgs) -> anyhow::Result<ExitCode> {
         };
         eprintln!("  {:<40} -> {} ({auth})", r.route_key(), r.function);
     }
+    for gap in stack.template.not_emulated() {
+        eprintln!("==> not emulated: {gap}");
+    }
     println!("encache API listening on {}", running.url);
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
         .context("installing the SIGTERM handler")?;

@@ -72,6 +72,8 @@ pub struct FunctionDef {
     pub binary: String,
     pub timeout_secs: u64,
     pub memory_mb: u32,
+    /// `ReservedConcurrentExecutions`, when the template gives a number.
+    pub reserved_concurrency: Option<u64>,
     /// Globals' variables merged with the function's, raw.
     pub environment: BTreeMap<String, Value>,
     pub log_format: Option<Value>,
@@ -147,6 +149,33 @@ pub struct JwtAuthorizerDef {
 }
 
 impl Template {
+    /// What the template asks of Lambda that the local runtime does not do, one line
+    /// each, so nothing is ignored silently (`encache-local start` prints them).
+    pub fn not_emulated(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        if !self.functions.is_empty() {
+            out.push(
+                "MemorySize: a function's process may use more memory than its limit here (Lambda stops it with Runtime.OutOfMemory)"
+                    .to_owned(),
+            );
+        }
+        let reserved: Vec<String> = self
+            .functions
+            .values()
+            .filter_map(|f| {
+                f.reserved_concurrency
+                    .map(|n| format!("{} {n}", f.logical_id))
+            })
+            .collect();
+        if !reserved.is_empty() {
+            out.push(format!(
+                "ReservedConcurrentExecutions ({}): here a function runs up to --max-instances processes and further requests wait; Lambda throttles them (a 500 from an HTTP API, a retry for an asynchronous event)",
+                reserved.join(", ")
+            ));
+        }
+        out
+    }
+
     pub fn function(&self, logical_id: &str) -> anyhow::Result<&FunctionDef> {
         self.functions.get(logical_id).with_context(|| {
             format!(

@@ -169,6 +169,9 @@ fn parse_function(id: &str, body: &Value, globals: &Mapping) -> anyhow::Result<F
         binary,
         timeout_secs: number("Timeout", 3)?,
         memory_mb: number("MemorySize", 128)? as u32,
+        reserved_concurrency: props
+            .get("ReservedConcurrentExecutions")
+            .and_then(Value::as_u64),
         environment,
         log_format: logging.and_then(|l| l.get("LogFormat")).cloned(),
         log_level: logging.and_then(|l| l.get("ApplicationLogLevel")).cloned(),
