@@ -239,6 +239,7 @@ impl Stack {
             binary_path: self.config.bin_dir.join(&f.binary),
             env: process,
             timeout: Duration::from_secs(f.timeout_secs.max(1)),
+            memory_mb: f.memory_mb,
             // What `!GetAtt <id>.Arn` gives the template's outputs and policies, too.
             function_arn: resolver
                 .function_arn(&name)

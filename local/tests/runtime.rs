@@ -191,3 +191,61 @@ fn invoke_prints_the_response_of_the_real_binary() {
     assert_eq!(response["echo"]["n"], 7);
     assert!(String::from_utf8_lossy(&out.stderr).contains("[EchoFunction] START RequestId"));
 }
+
+#[tokio::test]
+async fn a_function_over_its_memory_size_fails_with_out_of_memory_and_is_replaced() {
+    // given EchoFunction (MemorySize: 256, from Globals)
+    let jwks = jwks_server().await;
+    let (_stack, running) = start_fixture(&jwks).await;
+
+    // when it makes 400 MiB resident
+    let err = running
+        .runtime
+        .invoke(
+            "EchoFunction",
+            r#"{"action":"hog","mb":400,"ms":2000}"#.into(),
+        )
+        .await
+        .expect_err("over its MemorySize");
+
+    // then the invocation fails as Lambda reports it, and a new process serves the next
+    let payload = err.payload();
+    assert_eq!(payload["errorType"], "Runtime.OutOfMemory", "{err}");
+    assert!(
+        payload["errorMessage"]
+            .as_str()
+            .expect("message")
+            .ends_with("Error: Runtime exited with error: signal: killed")
+    );
+    let ok = running
+        .runtime
+        .invoke("EchoFunction", r#"{"action":"hog","mb":16}"#.into())
+        .await
+        .expect("within its MemorySize");
+    assert!(String::from_utf8_lossy(&ok).contains("\"echo\""));
+    assert_eq!(running.runtime.started_instances("EchoFunction"), 2);
+    running.stop().await;
+}
+
+#[tokio::test]
+async fn the_requests_trace_header_reaches_the_function_as_its_trace_id() {
+    // given the fixture API
+    let jwks = jwks_server().await;
+    let (_stack, running) = start_fixture(&jwks).await;
+    let trace = "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1";
+
+    // when a request carries X-Amzn-Trace-Id
+    let body: Value = client()
+        .get(format!("{}/v1/public", running.url))
+        .header("x-amzn-trace-id", trace)
+        .send()
+        .await
+        .expect("request")
+        .json()
+        .await
+        .expect("json");
+
+    // then the function's context has it (Lambda-Runtime-Trace-Id)
+    assert_eq!(body["traceId"], trace);
+    running.stop().await;
+}

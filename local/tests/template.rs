@@ -81,7 +81,10 @@ fn functions_merge_globals_and_keep_their_events() {
 fn what_the_runtime_does_not_emulate_is_named() {
     let t = Template::parse(TEMPLATE).expect("parses");
     let gaps = t.not_emulated();
-    assert!(gaps.iter().any(|g| g.starts_with("MemorySize")), "{gaps:?}");
+    assert!(
+        !gaps.iter().any(|g| g.starts_with("MemorySize")),
+        "MemorySize is enforced: {gaps:?}"
+    );
     assert!(
         gaps.iter()
             .any(|g| g.starts_with("ReservedConcurrentExecutions (Fn 3)")),
@@ -138,7 +141,8 @@ fn an_ssm_parameter_without_a_local_value_does_not_resolve() {
 }
 
 #[test]
-fn rate_schedules_run_locally_and_cron_ones_do_not() {
+fn rate_and_cron_schedules_parse_and_the_scheduled_event_has_its_real_shape() {
+    use encache_local::emulators::event_sources::schedule::Expression;
     use encache_local::emulators::event_sources::{schedule_interval, scheduled_event};
     use std::time::Duration;
 
@@ -151,6 +155,12 @@ fn rate_schedules_run_locally_and_cron_ones_do_not() {
         Some(Duration::from_secs(86400))
     );
     assert_eq!(schedule_interval("cron(0 8 * * ? *)"), None);
+    assert!(matches!(
+        Expression::parse("cron(0 8 * * ? *)"),
+        Ok(Expression::Cron(_))
+    ));
+    let refused = Expression::parse("cron(0 8 * * *)").expect_err("five fields");
+    assert!(refused.to_string().contains("6"), "{refused}");
 
     let event = scheduled_event(
         "arn:aws:events:us-east-1:123456789012:rule/r",

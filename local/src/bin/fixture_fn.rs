@@ -1,4 +1,4 @@
-//! A tiny Lambda for encache-local's own tests: it echoes, sleeps, crashes or fails on
+//! A tiny Lambda for encache-local's own tests: it echoes, sleeps, hogs memory, crashes or fails on
 //! request, answers HTTP events with what it received, plays Cognito triggers, and
 //! appends every event it gets to `FIXTURE_RECORD_FILE` so a test can see deliveries.
 
@@ -42,6 +42,13 @@ async fn handle(event: LambdaEvent<Value>) -> Result<Value, Error> {
         }
         "fail" => return Err("failing on purpose".into()),
         "sleep" => tokio::time::sleep(std::time::Duration::from_millis(ms)).await,
+        "hog" => {
+            // Touch `mb` MiB so they are resident, then hold them for `ms`.
+            let mb = payload.get("mb").and_then(Value::as_u64).unwrap_or(0) as usize;
+            let hog = vec![1u8; mb << 20];
+            tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
+            std::hint::black_box(&hog);
+        }
         _ => {}
     }
     if let Some(source) = payload.get("triggerSource").and_then(Value::as_str) {
@@ -56,7 +63,8 @@ async fn handle(event: LambdaEvent<Value>) -> Result<Value, Error> {
                 "statusCode": 200,
                 "headers": {"content-type": "application/json", "x-fixture": "yes"},
                 "cookies": ["session=abc; Path=/", "theme=dark"],
-                "body": json!({"event": payload, "tag": std::env::var("FIXTURE_TAG").ok()}).to_string(),
+                "body": json!({"event": payload, "tag": std::env::var("FIXTURE_TAG").ok(),
+                               "traceId": ctx.xray_trace_id}).to_string(),
             }),
         });
     }

@@ -4,6 +4,7 @@
 pub mod bench;
 pub mod build;
 pub mod drift;
+pub mod events;
 pub mod invoke;
 pub mod provision;
 pub mod setup;
@@ -122,6 +123,9 @@ pub enum Command {
     User(user::UserCommand),
     /// Report drift between the local example files, samconfig.toml and the template.
     Drift(drift::DriftArgs),
+    /// The local EventBridge bus: put an event for the rules of the running stack.
+    #[command(subcommand)]
+    Events(events::EventsCommand),
 }
 
 pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
@@ -145,6 +149,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Provision(args) => provision::run(&Stack::open(config).await?, &args).await,
         Command::Bench(args) => bench::run(&Stack::open(config).await?, &args).await,
         Command::User(command) => user::run(&Stack::open(config).await?, command).await,
+        Command::Events(command) => events::run(&Stack::open(config).await?, command).await,
         // Drift reads the template and the example files only, not the local stack.
         Command::Drift(args) => drift::run(&config, &args),
     }

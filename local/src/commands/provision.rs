@@ -13,7 +13,7 @@ use clap::Args;
 use crate::emulators::cloudformation::{custom_resources, stand_in};
 use crate::emulators::codedeploy;
 use crate::emulators::dynamodb;
-use crate::emulators::event_sources::s3;
+use crate::emulators::event_sources::{eventbridge, s3};
 use crate::env;
 use crate::stack::Stack;
 
@@ -55,6 +55,23 @@ pub async fn run(stack: &Stack, args: &ProvisionArgs) -> anyhow::Result<ExitCode
         eprintln!("warning: output {key} is left out of the local stack: {why}");
     }
     let stack_id = stand_in::create_or_update(stack, &sdk, &outputs, exists).await?;
+    // As CloudFormation tells EventBridge: the post-deploy rules (the sync) see it.
+    let status = if exists {
+        "UPDATE_COMPLETE"
+    } else {
+        "CREATE_COMPLETE"
+    };
+    let (_, matched) =
+        eventbridge::put(stack, &sdk, eventbridge::stack_status_change(stack, status)).await?;
+    let rules: Vec<String> = matched.iter().map(eventbridge::Rule::name).collect();
+    eprintln!(
+        "==> put the stack's {status} event on the local bus (rules: {})",
+        if rules.is_empty() {
+            "none".into()
+        } else {
+            rules.join(", ")
+        }
+    );
     eprintln!(
         "==> provisioned {} bucket notification(s), {} table(s), {n} SSM parameter(s), \
          {hooks} PreTraffic hook run(s), stack {stack_id} with {} output(s)",

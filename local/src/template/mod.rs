@@ -121,9 +121,15 @@ pub enum EventKind {
         schedule: Value,
         /// A fixed event instead of the scheduled-event shape.
         input: Option<Value>,
+        /// `Enabled` (SAM's boolean) and `State` (`ENABLED` / `DISABLED`), raw.
+        enabled: Option<Value>,
+        state: Option<Value>,
     },
     Sns {
         topic: Value,
+        /// The subscription's `FilterPolicy` (raw) and `FilterPolicyScope`.
+        filter_policy: Option<Value>,
+        filter_policy_scope: Option<Value>,
     },
     EventBridgeRule {
         pattern: Value,
@@ -153,11 +159,43 @@ impl Template {
     /// each, so nothing is ignored silently (`encache-local start` prints them).
     pub fn not_emulated(&self) -> Vec<String> {
         let mut out = Vec::new();
-        if !self.functions.is_empty() {
-            out.push(
-                "MemorySize: a function's process may use more memory than its limit here (Lambda stops it with Runtime.OutOfMemory)"
-                    .to_owned(),
-            );
+        let undelivered: Vec<String> = self
+            .functions
+            .values()
+            .flat_map(|f| {
+                f.events.iter().filter_map(move |e| match &e.kind {
+                    EventKind::Sqs { .. } => Some(format!("{}.{} (SQS)", f.logical_id, e.name)),
+                    EventKind::Other(kind) => Some(format!("{}.{} ({kind})", f.logical_id, e.name)),
+                    _ => None,
+                })
+            })
+            .collect();
+        let once: Vec<String> = self
+            .functions
+            .values()
+            .filter(|f| {
+                f.events.iter().any(|e| {
+                    matches!(
+                        e.kind,
+                        EventKind::Sns { .. }
+                            | EventKind::EventBridgeRule { .. }
+                            | EventKind::Schedule { .. }
+                    )
+                })
+            })
+            .map(|f| f.logical_id.clone())
+            .collect();
+        if !once.is_empty() {
+            out.push(format!(
+                "asynchronous retries ({}): an SNS, EventBridge or scheduled delivery is tried once and a failure logged; Lambda retries twice, then the EventInvokeConfig OnFailure destination / DeadLetterQueue",
+                once.join(", ")
+            ));
+        }
+        if !undelivered.is_empty() {
+            out.push(format!(
+                "event sources {}: nothing delivers them locally (`encache-local invoke` the function with a sample)",
+                undelivered.join(", ")
+            ));
         }
         let reserved: Vec<String> = self
             .functions

@@ -257,9 +257,13 @@ fn parse_event(fid: &str, name: &str, ev: &Value) -> anyhow::Result<EventKind> {
                 .cloned()
                 .unwrap_or(Value::Null),
             input: p.get("Input").cloned(),
+            enabled: p.get("Enabled").cloned(),
+            state: p.get("State").cloned(),
         },
         "SNS" => EventKind::Sns {
             topic: p.get("Topic").cloned().unwrap_or(Value::Null),
+            filter_policy: p.get("FilterPolicy").cloned(),
+            filter_policy_scope: p.get("FilterPolicyScope").cloned(),
         },
         "EventBridgeRule" | "CloudWatchEvent" => EventKind::EventBridgeRule {
             pattern: p.get("Pattern").cloned().unwrap_or(Value::Null),

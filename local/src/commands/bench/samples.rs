@@ -277,6 +277,8 @@ mod tests {
         let schedule = EventKind::Schedule {
             schedule: Value::Null,
             input: None,
+            enabled: None,
+            state: None,
         };
         assert!(matches_event(
             &sample,

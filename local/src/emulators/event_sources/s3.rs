@@ -34,7 +34,7 @@ pub struct S3Subscription {
 }
 
 /// The queue name for one function's S3 event (SQS names: 80 chars of [A-Za-z0-9_-]).
-fn queue_name(stack_name: &str, function: &str, event: &str) -> String {
+pub(super) fn queue_name(stack_name: &str, function: &str, event: &str) -> String {
     let name: String = format!("{stack_name}-{function}-{event}")
         .chars()
         .map(|c| {

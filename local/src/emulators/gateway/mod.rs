@@ -234,6 +234,7 @@ async fn route(
         Ok(b) => b,
         Err(_) => return message(StatusCode::PAYLOAD_TOO_LARGE, "Request Entity Too Large"),
     };
+    let trace_id = header(&parts.headers, "x-amzn-trace-id");
     let event = build_event(&parts, body, route, path_params, jwt, peer, request_id);
     let payload = match serde_json::to_vec(&event) {
         Ok(p) => p,
@@ -241,7 +242,7 @@ async fn route(
     };
     match gw
         .runtime
-        .invoke(&route.function, Bytes::from(payload))
+        .invoke_traced(&route.function, Bytes::from(payload), trace_id)
         .await
     {
         Ok(out) => map_response(&out),

@@ -18,6 +18,8 @@ use tokio::sync::{Mutex, mpsc, oneshot, watch};
 pub(super) struct Invocation {
     pub(super) request_id: String,
     pub(super) payload: Bytes,
+    /// The caller's trace header, if any (else a fresh one).
+    pub(super) trace_id: Option<String>,
     pub(super) started: oneshot::Sender<()>,
     pub(super) done: oneshot::Sender<Outcome>,
 }
@@ -103,7 +105,10 @@ async fn next(State(state): State<Arc<ApiState>>) -> Response {
         "lambda-runtime-invoked-function-arn",
         state.function_arn.clone(),
     );
-    set("lambda-runtime-trace-id", trace_id());
+    set(
+        "lambda-runtime-trace-id",
+        inv.trace_id.unwrap_or_else(trace_id),
+    );
     set("content-type", "application/json".into());
     (StatusCode::OK, headers, inv.payload).into_response()
 }

@@ -138,6 +138,7 @@ impl Instance {
         &self,
         spec: &FunctionSpec,
         payload: Bytes,
+        trace_id: Option<String>,
     ) -> Result<Bytes, InvokeError> {
         let request_id = uuid::Uuid::new_v4().to_string();
         let (started_tx, started_rx) = oneshot::channel();
@@ -152,6 +153,7 @@ impl Instance {
             .send(Invocation {
                 request_id: request_id.clone(),
                 payload,
+                trace_id,
                 started: started_tx,
                 done: done_tx,
             })
@@ -159,6 +161,19 @@ impl Instance {
             .map_err(|_| failure("the instance is gone".into()))?;
 
         let mut failed = self.failed.clone();
+        let out_of_memory = |used_mb: u64| {
+            eprintln!(
+                "[{}] RequestId: {request_id} Error: Runtime exited with error: signal: killed Runtime.OutOfMemory ({used_mb} MB > MemorySize {} MB)",
+                self.logical_id, spec.memory_mb
+            );
+            self.kill();
+            InvokeError::OutOfMemory {
+                function: function.clone(),
+                request_id: request_id.clone(),
+                used_mb,
+                limit_mb: spec.memory_mb,
+            }
+        };
         // Phase 1: the process asks for the invocation (includes init on a cold start).
         tokio::select! {
             r = started_rx => if r.is_err() {
@@ -167,6 +182,7 @@ impl Instance {
             _ = wait_failed(self.failed.clone()) => {
                 return Err(self.reason_or(&mut failed, &function, true).await);
             }
+            used = memory_exceeded(self.pid, spec.memory_mb) => return Err(out_of_memory(used)),
             _ = tokio::time::sleep(INIT_TIMEOUT) => {
                 return Err(InvokeError::Init {
                     function,
@@ -188,6 +204,7 @@ impl Instance {
                 Ok(o) => o,
                 Err(_) => return Err(self.reason_or(&mut failed, &function, false).await),
             },
+            used = memory_exceeded(self.pid, spec.memory_mb) => return Err(out_of_memory(used)),
             _ = tokio::time::sleep(spec.timeout) => {
                 eprintln!(
                     "[{}] {request_id} Task timed out after {:.2} seconds",
@@ -200,11 +217,16 @@ impl Instance {
                 });
             }
         };
+        let max_used = self
+            .pid
+            .and_then(|pid| proc_status_kib(pid, "VmHWM:"))
+            .map_or_else(|| "?".to_owned(), |kib| (kib / 1024).to_string());
         eprintln!(
-            "[{}] REPORT RequestId: {request_id} Duration: {:.2} ms Total: {:.2} ms",
+            "[{}] REPORT RequestId: {request_id} Duration: {:.2} ms Total: {:.2} ms Memory Size: {} MB Max Memory Used: {max_used} MB",
             self.logical_id,
             started.elapsed().as_secs_f64() * 1000.0,
-            begin.elapsed().as_secs_f64() * 1000.0
+            begin.elapsed().as_secs_f64() * 1000.0,
+            spec.memory_mb
         );
         match outcome {
             Outcome::Response(body) => Ok(body),
@@ -242,6 +264,36 @@ impl Instance {
                 reason,
             }
         }
+    }
+}
+
+/// How often a running invocation's resident memory is read.
+const MEMORY_POLL: Duration = Duration::from_millis(20);
+
+/// A `kB` line of `/proc/<pid>/status` (`VmRSS:`, `VmHWM:`), in KiB.
+fn proc_status_kib(pid: u32, field: &str) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(field))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+}
+
+/// Resolves with the resident MiB once the process exceeds `limit_mb`; never where
+/// `/proc` cannot tell (no pid, not Linux).
+async fn memory_exceeded(pid: Option<u32>, limit_mb: u32) -> u64 {
+    let Some(pid) = pid.filter(|p| proc_status_kib(*p, "VmRSS:").is_some()) else {
+        return std::future::pending().await;
+    };
+    let limit_kib = u64::from(limit_mb) * 1024;
+    loop {
+        if let Some(kib) = proc_status_kib(pid, "VmRSS:")
+            && kib > limit_kib
+        {
+            return kib / 1024;
+        }
+        tokio::time::sleep(MEMORY_POLL).await;
     }
 }
 

@@ -3,8 +3,10 @@
 //!
 //! One instance serves one invocation at a time, as a Lambda sandbox does; a second
 //! instance starts when all are busy, up to a limit. An invocation that exceeds the
-//! template's `Timeout` fails and its process is killed and replaced; a process that
-//! crashes fails its invocation at once (no hang) and is replaced on the next call.
+//! template's `Timeout` fails and its process is killed and replaced, as does one whose
+//! resident memory exceeds its `MemorySize` (`Runtime.OutOfMemory`, `/proc/<pid>/status`
+//! polled during the invocation); a process that crashes fails its invocation at once (no
+//! hang) and is replaced on the next call.
 //!
 //! This module is the pool of instances per function; `instance` is one process and its
 //! invocation phases, `api` the Runtime API endpoints that process calls.
@@ -34,6 +36,9 @@ pub struct FunctionSpec {
     /// The process environment, complete (the runtime adds only `AWS_LAMBDA_RUNTIME_API`).
     pub env: BTreeMap<String, String>,
     pub timeout: Duration,
+    /// `MemorySize`: a process whose resident memory exceeds it fails its invocation with
+    /// `Runtime.OutOfMemory` and is replaced, as Lambda stops it.
+    pub memory_mb: u32,
     pub function_arn: String,
     pub max_instances: usize,
 }
@@ -54,6 +59,15 @@ pub enum InvokeError {
     Timeout { function: String, secs: f64 },
     #[error("{function}: the process exited during the invocation ({reason})")]
     Crashed { function: String, reason: String },
+    #[error(
+        "{function}: Runtime.OutOfMemory: RequestId: {request_id} Error: Runtime exited with error: signal: killed ({used_mb} MB resident > MemorySize {limit_mb} MB)"
+    )]
+    OutOfMemory {
+        function: String,
+        request_id: String,
+        used_mb: u64,
+        limit_mb: u32,
+    },
     #[error("{function}: {error_type}: {message}")]
     Function {
         function: String,
@@ -74,6 +88,10 @@ impl InvokeError {
             Self::Timeout { .. } => ("Sandbox.Timedout".into(), self.to_string()),
             Self::Crashed { .. } => ("Runtime.ExitError".into(), self.to_string()),
             Self::Init { .. } => ("Runtime.InitError".into(), self.to_string()),
+            Self::OutOfMemory { request_id, .. } => (
+                "Runtime.OutOfMemory".into(),
+                format!("RequestId: {request_id} Error: Runtime exited with error: signal: killed"),
+            ),
             _ => ("Runtime.Unavailable".into(), self.to_string()),
         };
         serde_json::json!({"errorType": kind, "errorMessage": message})
@@ -96,11 +114,22 @@ impl Runtime {
 
     /// Invokes a function synchronously (`RequestResponse`) and returns its response payload.
     pub async fn invoke(&self, function: &str, payload: Bytes) -> Result<Bytes, InvokeError> {
+        self.invoke_traced(function, payload, None).await
+    }
+
+    /// [`Runtime::invoke`] carrying the caller's X-Ray trace header (an API Gateway
+    /// request's `X-Amzn-Trace-Id`) to the function as `Lambda-Runtime-Trace-Id`.
+    pub async fn invoke_traced(
+        &self,
+        function: &str,
+        payload: Bytes,
+        trace_id: Option<String>,
+    ) -> Result<Bytes, InvokeError> {
         let pool = self
             .pools
             .get(function)
             .ok_or_else(|| InvokeError::UnknownFunction(function.to_owned()))?;
-        pool.invoke(payload).await
+        pool.invoke(payload, trace_id).await
     }
 
     /// How many invocations reached the function (tests use it to prove one did not).
@@ -164,7 +193,7 @@ impl FunctionPool {
         }
     }
 
-    async fn invoke(&self, payload: Bytes) -> Result<Bytes, InvokeError> {
+    async fn invoke(&self, payload: Bytes, trace_id: Option<String>) -> Result<Bytes, InvokeError> {
         // At the limit, callers queue here until an instance is free.
         let _permit = self.permits.acquire().await.expect("never closed");
         let instance = loop {
@@ -176,7 +205,7 @@ impl FunctionPool {
             }
         };
         self.invocations.fetch_add(1, Ordering::SeqCst);
-        let result = instance.invoke(&self.spec, payload).await;
+        let result = instance.invoke(&self.spec, payload, trace_id).await;
         match &result {
             Ok(_) | Err(InvokeError::Function { .. }) if instance.alive() => {
                 self.idle.lock().await.push(instance);
