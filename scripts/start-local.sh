@@ -4,6 +4,9 @@
 #   scripts/start-local.sh --init   first run: create a Cognito pool in the AWS emulator and
 #                                   write sam-env.local.json + sam-container-env.local.json
 #   scripts/start-local.sh          every later run
+#   scripts/start-local.sh --watch  ... and reload on save: a change to a function's crate or
+#                                   to shared/ rebuilds and replaces only what it affects;
+#                                   a template.yaml change re-reads routes and variables
 #
 # Order (the seed plan's contract): the local env files must exist and hold no
 # placeholder Cognito ids -> checked before anything is built; then the local database
@@ -20,11 +23,13 @@ source "$(dirname "$0")/lib/common.sh"
 cd "$ENCACHE_ROOT"
 
 init=0
+watch=()
 for arg in "$@"; do
   case "$arg" in
     --init) init=1 ;;
-    -h | --help) sed -n '2,17p' "$0"; exit 0 ;;
-    *) die "unknown option $arg (usage: scripts/start-local.sh [--init])" ;;
+    --watch) watch=(--watch) ;;
+    -h | --help) sed -n '2,20p' "$0"; exit 0 ;;
+    *) die "unknown option $arg (usage: scripts/start-local.sh [--init] [--watch])" ;;
   esac
 done
 
@@ -84,4 +89,4 @@ fi
 log "provisioning the template's buckets, notifications, SSM parameters, custom resources (database migrations), PreTraffic hooks and stack outputs"
 "$LOCAL_BIN" provision --api-url "http://$ENCACHE_API_ADDR" || die "provisioning the emulator failed"
 log "starting the API on http://$ENCACHE_API_ADDR (Ctrl-C stops it)"
-exec "$LOCAL_BIN" start --addr "$ENCACHE_API_ADDR"
+exec "$LOCAL_BIN" start --addr "$ENCACHE_API_ADDR" "${watch[@]}"

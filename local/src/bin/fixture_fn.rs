@@ -1,6 +1,7 @@
 //! A tiny Lambda for encache-local's own tests: it echoes, sleeps, hogs memory, crashes or fails on
 //! request, answers HTTP events with what it received, plays Cognito triggers, and
-//! appends every event it gets to `FIXTURE_RECORD_FILE` so a test can see deliveries.
+//! appends every event it gets to `FIXTURE_RECORD_FILE` so a test can see deliveries, and
+//! reports which "code" it runs (`<its path>.code`, read at start).
 
 use std::io::Write;
 
@@ -12,6 +13,7 @@ async fn main() -> Result<(), Error> {
     if std::env::var("FIXTURE_INIT_CRASH").is_ok() {
         std::process::exit(2);
     }
+    code();
     run(service_fn(handle)).await
 }
 
@@ -64,7 +66,8 @@ async fn handle(event: LambdaEvent<Value>) -> Result<Value, Error> {
                 "headers": {"content-type": "application/json", "x-fixture": "yes"},
                 "cookies": ["session=abc; Path=/", "theme=dark"],
                 "body": json!({"event": payload, "tag": std::env::var("FIXTURE_TAG").ok(),
-                               "traceId": ctx.xray_trace_id}).to_string(),
+                               "traceId": ctx.xray_trace_id, "code": code(),
+                               "pid": std::process::id()}).to_string(),
             }),
         });
     }
@@ -98,6 +101,19 @@ fn cognito(mut event: Value, source: &str) -> Result<Value, Error> {
             json!({"autoConfirmUser": true, "autoVerifyEmail": true, "autoVerifyPhone": false});
     }
     Ok(event)
+}
+
+/// Which "code" this process runs: `<its own path>.code` as it was when the process
+/// started (watch tests stand in for a rebuild by changing that file).
+fn code() -> Option<String> {
+    static CODE: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
+    CODE.get_or_init(|| {
+        let exe = std::env::current_exe().ok()?;
+        std::fs::read_to_string(format!("{}.code", exe.display()))
+            .ok()
+            .map(|c| c.trim().to_owned())
+    })
+    .clone()
 }
 
 fn record(payload: &Value) {

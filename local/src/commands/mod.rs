@@ -136,7 +136,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             build::run(&Stack::open(config).await?, cli.global.release)?;
             Ok(ExitCode::SUCCESS)
         }
-        Command::Start(args) => start::run(&Stack::open(config).await?, args).await,
+        Command::Start(args) => {
+            start::run(&Stack::open(config).await?, args, cli.global.release).await
+        }
         Command::Init(args) => {
             let stack = Stack::open(config).await?;
             setup::init(&stack, &args.env_example, &args.container_example).await?;

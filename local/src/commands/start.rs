@@ -1,5 +1,6 @@
 //! `encache-local start`: every function, the HTTP API and the event sources, until Ctrl-C
-//! or SIGTERM.
+//! or SIGTERM; with `--watch`, a saved change is rebuilt and served without a restart
+//! ([`crate::watch`]).
 
 use std::process::ExitCode;
 
@@ -24,9 +25,14 @@ pub struct StartArgs {
     /// Do not provision or poll event sources in the emulator.
     #[arg(long)]
     pub no_events: bool,
+    /// Reload on save: a change to a function's crate or to a crate it uses rebuilds
+    /// only the binaries it affects and replaces only their processes; a change to the
+    /// template or the env files re-reads routes, functions and variables.
+    #[arg(long)]
+    pub watch: bool,
 }
 
-pub async fn run(stack: &Stack, args: StartArgs) -> anyhow::Result<ExitCode> {
+pub async fn run(stack: &Stack, args: StartArgs, release: bool) -> anyhow::Result<ExitCode> {
     let options = StartOptions {
         addr: args.addr,
         gateway: GatewaySettings {
@@ -36,7 +42,7 @@ pub async fn run(stack: &Stack, args: StartArgs) -> anyhow::Result<ExitCode> {
         event_sources: !args.no_events,
     };
     let running = emulators::start(stack, &options).await?;
-    for r in &running.gateway.routes {
+    for r in &running.gateway.current().routes {
         let auth = if r.authorizer.is_some() {
             "JWT"
         } else {
@@ -47,6 +53,19 @@ pub async fn run(stack: &Stack, args: StartArgs) -> anyhow::Result<ExitCode> {
     for gap in stack.template.not_emulated() {
         eprintln!("==> not emulated: {gap}");
     }
+    let watch = if args.watch {
+        Some(
+            crate::watch::spawn(
+                stack.config.clone(),
+                crate::watch::WatchOptions::new(options.gateway.clone(), release),
+                running.runtime.clone(),
+                running.gateway.clone(),
+            )
+            .await?,
+        )
+    } else {
+        None
+    };
     println!("encache API listening on {}", running.url);
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
         .context("installing the SIGTERM handler")?;
@@ -55,6 +74,9 @@ pub async fn run(stack: &Stack, args: StartArgs) -> anyhow::Result<ExitCode> {
         _ = term.recv() => {}
     }
     eprintln!("==> stopping");
+    if let Some(w) = watch {
+        w.abort();
+    }
     running.stop().await;
     Ok(ExitCode::SUCCESS)
 }

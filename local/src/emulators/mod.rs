@@ -20,7 +20,7 @@ use std::sync::Arc;
 use anyhow::Context;
 
 use crate::stack::Stack;
-use gateway::{Gateway, GatewaySettings};
+use gateway::{Gateway, GatewaySettings, GatewaySlot};
 use runtime::Runtime;
 
 pub struct StartOptions {
@@ -33,7 +33,9 @@ pub struct StartOptions {
 /// A running stack: what tests start in-process and `start` runs until a signal.
 pub struct Running {
     pub runtime: Arc<Runtime>,
-    pub gateway: Arc<Gateway>,
+    /// The gateway the HTTP API serves (`start --watch` replaces it when the template
+    /// changes).
+    pub gateway: Arc<GatewaySlot>,
     pub url: String,
     tasks: Vec<tokio::task::JoinHandle<()>>,
 }
@@ -49,11 +51,11 @@ impl Running {
 
 pub async fn start(stack: &Stack, options: &StartOptions) -> anyhow::Result<Running> {
     let runtime = Arc::new(Runtime::new(stack.function_specs()?));
-    let gateway = Arc::new(Gateway::from_stack(
+    let gateway = GatewaySlot::new(Arc::new(Gateway::from_stack(
         stack,
         &options.gateway,
         runtime.clone(),
-    )?);
+    )?));
     let listener = tokio::net::TcpListener::bind(&options.addr)
         .await
         .with_context(|| format!("listening on {}", options.addr))?;
@@ -61,7 +63,7 @@ pub async fn start(stack: &Stack, options: &StartOptions) -> anyhow::Result<Runn
     let mut tasks = Vec::new();
     let gw = gateway.clone();
     tasks.push(tokio::spawn(async move {
-        if let Err(e) = gateway::serve(listener, gw).await {
+        if let Err(e) = gateway::serve_slot(listener, gw).await {
             eprintln!("error: {e:#}");
         }
     }));

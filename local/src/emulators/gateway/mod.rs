@@ -161,9 +161,37 @@ pub fn default_jwks_url(issuer: &str, endpoint: Option<&str>) -> String {
     }
 }
 
+/// The gateway a server answers with, replaceable while it serves (`start --watch`
+/// re-reads the template's routes without closing the listener).
+pub struct GatewaySlot(std::sync::RwLock<Arc<Gateway>>);
+
+impl GatewaySlot {
+    pub fn new(gateway: Arc<Gateway>) -> Arc<Self> {
+        Arc::new(Self(std::sync::RwLock::new(gateway)))
+    }
+
+    /// The gateway new requests go to.
+    pub fn current(&self) -> Arc<Gateway> {
+        self.0.read().expect("not poisoned").clone()
+    }
+
+    /// From now on, new requests go to `gateway`; requests in flight finish on the old one.
+    pub fn replace(&self, gateway: Arc<Gateway>) {
+        *self.0.write().expect("not poisoned") = gateway;
+    }
+}
+
 /// Serves the gateway until the listener fails.
 pub async fn serve(listener: tokio::net::TcpListener, gateway: Arc<Gateway>) -> anyhow::Result<()> {
-    let app = axum::Router::new().fallback(handle).with_state(gateway);
+    serve_slot(listener, GatewaySlot::new(gateway)).await
+}
+
+/// [`serve`] with the gateway in a [`GatewaySlot`], so that it can be replaced.
+pub async fn serve_slot(
+    listener: tokio::net::TcpListener,
+    slot: Arc<GatewaySlot>,
+) -> anyhow::Result<()> {
+    let app = axum::Router::new().fallback(handle).with_state(slot);
     axum::serve(
         JsonErrors(listener),
         app.into_make_service_with_connect_info::<Peer>(),
@@ -173,10 +201,11 @@ pub async fn serve(listener: tokio::net::TcpListener, gateway: Arc<Gateway>) -> 
 }
 
 async fn handle(
-    State(gw): State<Arc<Gateway>>,
+    State(slot): State<Arc<GatewaySlot>>,
     ConnectInfo(Peer(peer)): ConnectInfo<Peer>,
     request: Request<Body>,
 ) -> Response {
+    let gw = slot.current();
     let request_id = uuid::Uuid::new_v4().simple().to_string()[..16].to_owned();
     let origin = header(request.headers(), "origin");
     let mut response = route(&gw, peer, request, &request_id).await;

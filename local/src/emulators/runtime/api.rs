@@ -38,6 +38,8 @@ pub(super) struct ApiState {
     pub(super) pending: Mutex<HashMap<String, oneshot::Sender<Outcome>>>,
     /// Set once the process is unusable: init error, exit, or kill.
     pub(super) failed: watch::Sender<Option<String>>,
+    /// Set at the process's first `next`: its init is done and it waits for work.
+    pub(super) ready: watch::Sender<bool>,
 }
 
 /// The routes of one process's Runtime API.
@@ -75,6 +77,9 @@ fn trace_id() -> String {
 }
 
 async fn next(State(state): State<Arc<ApiState>>) -> Response {
+    state
+        .ready
+        .send_if_modified(|r| !std::mem::replace(r, true));
     let invocation = {
         let mut queue = state.queue.lock().await;
         queue.recv().await

@@ -5,6 +5,7 @@
 use std::collections::HashMap;
 use std::process::Stdio;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use axum::body::Bytes;
@@ -21,6 +22,13 @@ pub(super) struct Instance {
     server: tokio::task::JoinHandle<()>,
     logical_id: String,
     pub(super) pid: Option<u32>,
+    /// The pool's code/configuration generation this process runs (see `FunctionPool`).
+    pub(super) generation: u64,
+    /// The spec this process was started with (its timeout and memory limit apply).
+    pub(super) spec: Arc<FunctionSpec>,
+    ready: watch::Receiver<bool>,
+    /// Whether the process took its current invocation (called `next` for it).
+    taken: AtomicBool,
     spawned_at: Instant,
     /// Where the first invocation records this process's init time.
     inits: std::sync::Mutex<Option<Arc<std::sync::Mutex<Vec<Duration>>>>>,
@@ -28,7 +36,8 @@ pub(super) struct Instance {
 
 impl Instance {
     pub(super) async fn start(
-        spec: &FunctionSpec,
+        spec: Arc<FunctionSpec>,
+        generation: u64,
         n: usize,
         inits: Arc<std::sync::Mutex<Vec<Duration>>>,
     ) -> Result<Arc<Self>, InvokeError> {
@@ -45,12 +54,14 @@ impl Instance {
             .map_err(|e| spawn_err(e.to_string()))?;
         let (tx, rx) = mpsc::channel(1);
         let (failed_tx, failed_rx) = watch::channel(None);
+        let (ready_tx, ready_rx) = watch::channel(false);
         let state = Arc::new(ApiState {
             function_arn: spec.function_arn.clone(),
             timeout: spec.timeout,
             queue: Mutex::new(rx),
             pending: Mutex::new(HashMap::new()),
             failed: failed_tx,
+            ready: ready_tx,
         });
         let router = api::router(state.clone());
         let server = tokio::spawn(async move {
@@ -118,9 +129,38 @@ impl Instance {
             server,
             logical_id: spec.logical_id.clone(),
             pid,
+            generation,
+            ready: ready_rx,
+            taken: AtomicBool::new(false),
+            spec,
             spawned_at,
             inits: std::sync::Mutex::new(Some(inits)),
         }))
+    }
+
+    /// Waits until the process has finished its init and asks for work; an error says
+    /// why it will not (it exited, reported an init error, or took longer than
+    /// [`INIT_TIMEOUT`]).
+    pub(super) async fn ready(&self) -> Result<(), InvokeError> {
+        let mut ready = self.ready.clone();
+        let mut failed = self.failed.clone();
+        tokio::select! {
+            r = ready.wait_for(|r| *r) => if r.is_ok() { return Ok(()) },
+            _ = wait_failed(self.failed.clone()) => {}
+            _ = tokio::time::sleep(INIT_TIMEOUT) => {
+                return Err(InvokeError::Init {
+                    function: self.logical_id.clone(),
+                    reason: format!("no call to /runtime/invocation/next within {}s", INIT_TIMEOUT.as_secs()),
+                });
+            }
+        }
+        Err(self.reason_or(&mut failed, &self.logical_id, true).await)
+    }
+
+    /// False when the last invocation never reached the process (it was gone before it
+    /// asked for it), so handing the invocation to another process cannot run it twice.
+    pub(super) fn took_invocation(&self) -> bool {
+        self.taken.load(Ordering::SeqCst)
     }
 
     pub(super) fn alive(&self) -> bool {
@@ -136,10 +176,11 @@ impl Instance {
 
     pub(super) async fn invoke(
         &self,
-        spec: &FunctionSpec,
         payload: Bytes,
         trace_id: Option<String>,
     ) -> Result<Bytes, InvokeError> {
+        let spec = &*self.spec;
+        self.taken.store(false, Ordering::SeqCst);
         let request_id = uuid::Uuid::new_v4().to_string();
         let (started_tx, started_rx) = oneshot::channel();
         let (done_tx, done_rx) = oneshot::channel();
@@ -190,6 +231,7 @@ impl Instance {
                 });
             }
         }
+        self.taken.store(true, Ordering::SeqCst);
         let started = Instant::now();
         if let Some(inits) = self.inits.lock().expect("not poisoned").take() {
             inits

@@ -6,7 +6,12 @@
 //! template's `Timeout` fails and its process is killed and replaced, as does one whose
 //! resident memory exceeds its `MemorySize` (`Runtime.OutOfMemory`, `/proc/<pid>/status`
 //! polled during the invocation); a process that crashes fails its invocation at once (no
-//! hang) and is replaced on the next call.
+//! hang) and is replaced on the next call. A warm process that exits before it takes an
+//! invocation does not fail it: the invocation goes to a fresh process.
+//!
+//! [`Runtime::apply`] updates functions in place, as a Lambda update does (new code or
+//! configuration for some, functions added or removed): in-flight invocations finish on
+//! their old process, new ones start on the new code; the others are untouched.
 //!
 //! This module is the pool of instances per function; `instance` is one process and its
 //! invocation phases, `api` the Runtime API endpoints that process calls.
@@ -14,10 +19,10 @@
 mod api;
 mod instance;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use axum::body::Bytes;
@@ -29,7 +34,7 @@ use instance::Instance;
 pub const INIT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Everything needed to run one function locally.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct FunctionSpec {
     pub logical_id: String,
     pub binary_path: PathBuf,
@@ -100,7 +105,16 @@ impl InvokeError {
 
 /// All functions of a local stack.
 pub struct Runtime {
-    pools: HashMap<String, Arc<FunctionPool>>,
+    pools: std::sync::RwLock<HashMap<String, Arc<FunctionPool>>>,
+}
+
+/// What [`Runtime::apply`] changed.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Applied {
+    pub added: Vec<String>,
+    pub removed: Vec<String>,
+    /// Functions whose processes were replaced (new code or new configuration).
+    pub replaced: Vec<String>,
 }
 
 impl Runtime {
@@ -109,7 +123,17 @@ impl Runtime {
             .into_iter()
             .map(|s| (s.logical_id.clone(), Arc::new(FunctionPool::new(s))))
             .collect();
-        Self { pools }
+        Self {
+            pools: std::sync::RwLock::new(pools),
+        }
+    }
+
+    fn pool(&self, function: &str) -> Option<Arc<FunctionPool>> {
+        self.pools
+            .read()
+            .expect("not poisoned")
+            .get(function)
+            .cloned()
     }
 
     /// Invokes a function synchronously (`RequestResponse`) and returns its response payload.
@@ -126,37 +150,101 @@ impl Runtime {
         trace_id: Option<String>,
     ) -> Result<Bytes, InvokeError> {
         let pool = self
-            .pools
-            .get(function)
+            .pool(function)
             .ok_or_else(|| InvokeError::UnknownFunction(function.to_owned()))?;
         pool.invoke(payload, trace_id).await
     }
 
+    /// The function's current spec (what new processes start with).
+    pub fn spec(&self, function: &str) -> Option<Arc<FunctionSpec>> {
+        self.pool(function).map(|p| p.current().1)
+    }
+
+    /// Replaces what the runtime runs with `specs`, the way an update reaches a Lambda
+    /// function: functions not in `specs` go away, new ones are added, and a function
+    /// whose spec changed or that is named in `rebuilt` (its binary was rebuilt) gets new
+    /// processes. Invocations in flight finish on their old process, which then exits;
+    /// the next invocation starts on the new code. A function that had a warm process
+    /// gets a new one, started and initialised, before this returns (an init failure is
+    /// printed and its next invocation tries again).
+    pub async fn apply(&self, specs: Vec<FunctionSpec>, rebuilt: &BTreeSet<String>) -> Applied {
+        let mut applied = Applied::default();
+        let mut replaced = Vec::new();
+        let mut retired = Vec::new();
+        {
+            let mut pools = self.pools.write().expect("not poisoned");
+            let wanted: BTreeSet<String> = specs.iter().map(|s| s.logical_id.clone()).collect();
+            let gone: Vec<String> = pools
+                .keys()
+                .filter(|k| !wanted.contains(*k))
+                .cloned()
+                .collect();
+            for id in gone {
+                if let Some(p) = pools.remove(&id) {
+                    retired.push(p);
+                }
+                applied.removed.push(id);
+            }
+            for spec in specs {
+                let id = spec.logical_id.clone();
+                match pools.get(&id) {
+                    None => {
+                        pools.insert(id.clone(), Arc::new(FunctionPool::new(spec)));
+                        applied.added.push(id);
+                    }
+                    Some(pool) => {
+                        if *pool.current().1 != spec || rebuilt.contains(&id) {
+                            replaced.push(pool.clone());
+                            pool.set_spec(spec);
+                            applied.replaced.push(id);
+                        }
+                    }
+                }
+            }
+        }
+        for pool in retired {
+            pool.retired.store(true, Ordering::SeqCst);
+            pool.drain_idle().await;
+        }
+        let mut warmups = tokio::task::JoinSet::new();
+        for pool in replaced {
+            warmups.spawn(async move {
+                if pool.drain_idle().await > 0
+                    && let Err(e) = pool.prewarm().await
+                {
+                    eprintln!("==> {e}");
+                }
+            });
+        }
+        warmups.join_all().await;
+        applied.added.sort();
+        applied.removed.sort();
+        applied.replaced.sort();
+        applied
+    }
+
     /// How many invocations reached the function (tests use it to prove one did not).
     pub fn invocation_count(&self, function: &str) -> u64 {
-        self.pools
-            .get(function)
+        self.pool(function)
             .map_or(0, |p| p.invocations.load(Ordering::SeqCst))
     }
 
     /// How many processes the function has started so far.
     pub fn started_instances(&self, function: &str) -> usize {
-        self.pools
-            .get(function)
+        self.pool(function)
             .map_or(0, |p| p.next_instance.load(Ordering::SeqCst))
     }
 
     /// Spawn → first `next` of every process started so far (cold init).
     pub fn init_durations(&self, function: &str) -> Vec<Duration> {
-        self.pools
-            .get(function)
+        self.pool(function)
             .map(|p| p.inits.lock().expect("not poisoned").clone())
             .unwrap_or_default()
     }
 
     /// Process ids of the function's idle instances.
     pub async fn pids(&self, function: &str) -> Vec<u32> {
-        match self.pools.get(function) {
+        match self.pool(function) {
             Some(p) => p.idle.lock().await.iter().filter_map(|i| i.pid).collect(),
             None => vec![],
         }
@@ -164,59 +252,140 @@ impl Runtime {
 
     /// Stops every process.
     pub async fn shutdown(&self) {
-        for pool in self.pools.values() {
-            for inst in pool.idle.lock().await.drain(..) {
-                inst.kill();
-            }
+        let pools: Vec<Arc<FunctionPool>> = self
+            .pools
+            .read()
+            .expect("not poisoned")
+            .values()
+            .cloned()
+            .collect();
+        for pool in pools {
+            pool.retired.store(true, Ordering::SeqCst);
+            pool.drain_idle().await;
         }
     }
 }
 
+/// The processes of one function. Its spec has a generation: an update (new code or
+/// configuration) bumps it, and a process of an older generation is stopped instead of
+/// going back to the idle list, so it never takes another invocation.
 struct FunctionPool {
-    spec: FunctionSpec,
+    current: std::sync::Mutex<(u64, Arc<FunctionSpec>)>,
     idle: Mutex<Vec<Arc<Instance>>>,
     permits: Semaphore,
     next_instance: AtomicUsize,
     invocations: AtomicU64,
     inits: Arc<std::sync::Mutex<Vec<Duration>>>,
+    /// The function left the template: every process stops when its invocation ends.
+    retired: AtomicBool,
 }
 
 impl FunctionPool {
     fn new(spec: FunctionSpec) -> Self {
         Self {
             permits: Semaphore::new(spec.max_instances.max(1)),
-            spec,
+            current: std::sync::Mutex::new((0, Arc::new(spec))),
             idle: Mutex::new(Vec::new()),
             next_instance: AtomicUsize::new(0),
             invocations: AtomicU64::new(0),
             inits: Arc::default(),
+            retired: AtomicBool::new(false),
         }
+    }
+
+    fn current(&self) -> (u64, Arc<FunctionSpec>) {
+        self.current.lock().expect("not poisoned").clone()
+    }
+
+    fn set_spec(&self, spec: FunctionSpec) {
+        let mut current = self.current.lock().expect("not poisoned");
+        *current = (current.0 + 1, Arc::new(spec));
+    }
+
+    /// True when `instance` may serve again: alive, current code, function still there.
+    fn reusable(&self, instance: &Instance) -> bool {
+        instance.alive()
+            && instance.generation == self.current().0
+            && !self.retired.load(Ordering::SeqCst)
+    }
+
+    /// Stops the idle processes of older generations (all of them once retired); returns
+    /// how many there were.
+    async fn drain_idle(&self) -> usize {
+        let mut idle = self.idle.lock().await;
+        let before = idle.len();
+        idle.retain(|i| {
+            let keep = self.reusable(i);
+            if !keep {
+                i.kill();
+            }
+            keep
+        });
+        before - idle.len()
+    }
+
+    /// Starts one process of the current generation and parks it idle once initialised.
+    async fn prewarm(&self) -> Result<(), InvokeError> {
+        let instance = self.spawn().await?;
+        if let Err(e) = instance.ready().await {
+            instance.kill();
+            return Err(e);
+        }
+        if self.reusable(&instance) {
+            self.idle.lock().await.push(instance);
+        } else {
+            instance.kill();
+        }
+        Ok(())
     }
 
     async fn invoke(&self, payload: Bytes, trace_id: Option<String>) -> Result<Bytes, InvokeError> {
         // At the limit, callers queue here until an instance is free.
         let _permit = self.permits.acquire().await.expect("never closed");
-        let instance = loop {
-            match self.idle.lock().await.pop() {
-                Some(i) if i.alive() => break i,
-                // Its process is gone; its Runtime API server must go too.
-                Some(dead) => dead.kill(),
-                None => break self.spawn().await?,
+        let mut retried = false;
+        loop {
+            let (instance, warm) = loop {
+                let popped = self.idle.lock().await.pop();
+                match popped {
+                    Some(i) if self.reusable(&i) => break (i, true),
+                    // Its process is gone or runs old code; its Runtime API server must go too.
+                    Some(stale) => stale.kill(),
+                    None => break (self.spawn().await?, false),
+                }
+            };
+            self.invocations.fetch_add(1, Ordering::SeqCst);
+            let result = instance.invoke(payload.clone(), trace_id.clone()).await;
+            if result.is_err()
+                && warm
+                && !retried
+                && !instance.took_invocation()
+                && !instance.alive()
+            {
+                // A warm process that died before it took the invocation (between being
+                // picked and asking for work): the invocation never ran, so it goes to a
+                // fresh process instead of failing as an init error.
+                instance.kill();
+                self.invocations.fetch_sub(1, Ordering::SeqCst);
+                retried = true;
+                eprintln!(
+                    "[{}] its warm process exited before taking the invocation; retrying on a new process",
+                    instance.spec.logical_id
+                );
+                continue;
             }
-        };
-        self.invocations.fetch_add(1, Ordering::SeqCst);
-        let result = instance.invoke(&self.spec, payload, trace_id).await;
-        match &result {
-            Ok(_) | Err(InvokeError::Function { .. }) if instance.alive() => {
-                self.idle.lock().await.push(instance);
+            match &result {
+                Ok(_) | Err(InvokeError::Function { .. }) if self.reusable(&instance) => {
+                    self.idle.lock().await.push(instance);
+                }
+                _ => instance.kill(),
             }
-            _ => instance.kill(),
+            return result;
         }
-        result
     }
 
     async fn spawn(&self) -> Result<Arc<Instance>, InvokeError> {
         let n = self.next_instance.fetch_add(1, Ordering::SeqCst) + 1;
-        Instance::start(&self.spec, n, self.inits.clone()).await
+        let (generation, spec) = self.current();
+        Instance::start(spec, generation, n, self.inits.clone()).await
     }
 }
