@@ -2,10 +2,23 @@
 # Local services for development and tests: a throwaway PostgreSQL 15 cluster and the
 # moto AWS emulator, both on loopback, state under .dev/ (git-ignored).
 #
-#   scripts/dev-services.sh up      start both (reuses them if already running), print env
-#   scripts/dev-services.sh env     print the exports for the running services
-#   scripts/dev-services.sh status  say what runs
-#   scripts/dev-services.sh down    stop this checkout's PostgreSQL and moto
+#   scripts/dev-services.sh up [SERVICE]    start both, or only `postgres` / `moto` (reuses
+#                                           running ones), print env
+#   scripts/dev-services.sh env             print the exports for the running services
+#   scripts/dev-services.sh status          say what runs
+#   scripts/dev-services.sh down [SERVICE]  stop this checkout's PostgreSQL and moto; their
+#                                           state stays for the next `up`
+#   scripts/dev-services.sh reset           stop both and forget the emulator's recorded state
+#                                           (the database's data stays: drop it with SQL)
+#
+# Restarts keep state: PostgreSQL's data directory stays, and moto (which keeps everything
+# in memory) records every request it serves to $ENCACHE_DEV_DIR/services/moto-recording.jsonl;
+# a fresh `up` compacts that file (scripts/lib/moto_recording.py: reads, SQS messages and
+# sign-ins dropped) and replays it, so user pools (same ids: moto's HASH id strategies),
+# users and passwords, buckets and objects, queues and parameters are back. Users get new
+# `sub`s (the API relinks them to their rows by verified email), and queues start empty.
+# DEV_SERVICES_RECORD=0 starts moto with neither recording nor replay (scripts/test.sh
+# does so for services it starts itself, so CI and a test run leave no state behind).
 #
 # Use: eval "$(scripts/dev-services.sh up)"
 set -euo pipefail
@@ -15,6 +28,11 @@ source "$(dirname "$0")/lib/common.sh"
 STATE="$ENCACHE_DEV_DIR/services"
 ENV_FILE="$STATE/env"
 WAIT_SECONDS="${DEV_SERVICES_WAIT_SECONDS:-60}"
+RECORDING="$STATE/moto-recording.jsonl"
+RECORD="${DEV_SERVICES_RECORD:-1}"
+# A replay re-sends every kept request (an S3 object's bytes too, base64 in the file): past
+# this size `up` says so, since each restart then takes longer and the file only grows.
+RECORDING_WARN_MB="${DEV_SERVICES_RECORDING_WARN_MB:-256}"
 
 # PostgreSQL refuses to run as root, and the `postgres` user must be able to reach its
 # data directory; when the work tree is not reachable by it (e.g. a private temp dir),
@@ -151,23 +169,60 @@ start_moto() {
   fi
   ensure_venv
   port="$(free_port)"
-  log "starting the moto AWS emulator on 127.0.0.1:$port"
+  local recorder=() replay=0 counts=
+  if [ "$RECORD" != 0 ]; then
+    # HASH: a pool's and an app client's ids are a hash of their name and settings, so the
+    # replayed CreateUserPool gets the id the env files name.
+    recorder=(MOTO_ENABLE_RECORDING=true "MOTO_RECORDER_FILEPATH=$RECORDING"
+      MOTO_COGNITO_IDP_USER_POOL_ID_STRATEGY=HASH MOTO_COGNITO_IDP_USER_POOL_CLIENT_ID_STRATEGY=HASH)
+    # What was sent, as sent: local passwords and parameter values too. Owner-only.
+    touch "$RECORDING" && chmod 600 "$RECORDING"
+    if [ -s "$RECORDING" ]; then
+      counts="$("$ENCACHE_VENV/bin/python" "$ENCACHE_ROOT/scripts/lib/moto_recording.py" compact "$RECORDING")" \
+        || die "could not compact $RECORDING (scripts/dev-services.sh reset forgets it)"
+      log "moto's recording: kept ${counts% *} of ${counts#* } requests (reads, SQS messages and sign-ins dropped)"
+      [ -s "$RECORDING" ] && replay=1
+      recording_size_check
+    fi
+  fi
+  local note=" (not recording: DEV_SERVICES_RECORD=0)"
+  [ "$RECORD" = 0 ] || note=" (recording to ${RECORDING#"$ENCACHE_ROOT"/})"
+  log "starting the moto AWS emulator on 127.0.0.1:$port$note"
   # setsid: the emulator must outlive this script but not be tied to its terminal.
-  setsid "$ENCACHE_VENV/bin/python" -m moto.server -H 127.0.0.1 -p "$port" \
+  setsid env ${recorder[@]+"${recorder[@]}"} "$ENCACHE_VENV/bin/python" -m moto.server -H 127.0.0.1 -p "$port" \
     >"$STATE/moto.log" 2>&1 </dev/null &
   echo $! >"$STATE/moto.pid"
   echo "$port" >"$STATE/moto_port"
   wait_until "$WAIT_SECONDS" moto moto_answers "$port" \
     || { stop_moto; die "moto did not answer within ${WAIT_SECONDS}s: see $STATE/moto.log"; }
+  if [ "$replay" = 1 ]; then
+    local took
+    took="$("$ENCACHE_VENV/bin/python" "$ENCACHE_ROOT/scripts/lib/moto_recording.py" replay "$port" "$RECORDING")" \
+      || { stop_moto; die "moto could not replay its recording (see $STATE/moto.log); scripts/dev-services.sh reset starts it empty"; }
+    log "moto: restored ${counts% *} recorded requests in ${took}s"
+  fi
+}
+
+recording_size_check() {
+  local bytes
+  bytes="$(stat -c %s "$RECORDING")"
+  if [ "$bytes" -gt $((RECORDING_WARN_MB * 1024 * 1024)) ]; then
+    warn "moto's recording is $((bytes / 1024 / 1024)) MiB (over ${RECORDING_WARN_MB} MiB): every restart replays it; scripts/dev-services.sh reset starts the emulator empty"
+  fi
 }
 
 stop_moto() {
   if moto_running; then
     log "stopping moto"
-    kill "$(cat "$STATE/moto.pid")" 2>/dev/null || true
+    local pid; pid="$(cat "$STATE/moto.pid")"
+    kill "$pid" 2>/dev/null || true
+    # Gone before `up` reads its recording: no request is half-written into a compaction.
+    wait_until 10 "moto to stop" moto_stopped "$pid" || warn "moto (pid $pid) is still running"
   fi
   rm -f "$STATE/moto.pid"
 }
+
+moto_stopped() { ! kill -0 "$1" 2>/dev/null; }
 
 write_env() {
   local pg moto
@@ -187,24 +242,35 @@ print_env() {
 }
 
 cmd="${1:-}"
+service="${2:-all}"
+case "$service" in all|postgres|moto) ;; *) echo "usage: $0 up|down [postgres|moto]" >&2; exit 2 ;; esac
 case "$cmd" in
   up)
     mkdir -p "$STATE"
-    start_postgres
-    start_moto
-    write_env
-    cat "$ENV_FILE"
+    [ "$service" = moto ] || start_postgres
+    [ "$service" = postgres ] || start_moto
+    if [ -f "$STATE/pg_port" ] && [ -f "$STATE/moto_port" ]; then write_env; cat "$ENV_FILE"; fi
     ;;
   env) print_env ;;
   status)
     if pg_running; then echo "postgres: running on 127.0.0.1:$(cat "$STATE/pg_port")"; else echo "postgres: stopped"; fi
     if moto_running; then echo "moto: running on 127.0.0.1:$(cat "$STATE/moto_port")"; else echo "moto: stopped"; fi
+    if [ -s "$RECORDING" ]; then
+      echo "moto recording: $(wc -l <"$RECORDING") requests, $(($(stat -c %s "$RECORDING") / 1024)) KiB (replayed by the next fresh up; reset forgets it)"
+    fi
     ;;
   down)
     mkdir -p "$STATE"
-    stop_moto
-    stop_postgres
+    [ "$service" = postgres ] || stop_moto
+    [ "$service" = moto ] || stop_postgres
     rm -f "$ENV_FILE"
     ;;
-  *) echo "usage: $0 up|env|status|down" >&2; exit 2 ;;
+  reset)
+    mkdir -p "$STATE"
+    stop_moto
+    stop_postgres
+    rm -f "$ENV_FILE" "$RECORDING"
+    log "forgot the emulator's recorded state; the next up starts it empty"
+    ;;
+  *) echo "usage: $0 up [postgres|moto] | env | status | down [postgres|moto] | reset" >&2; exit 2 ;;
 esac

@@ -54,7 +54,10 @@ trap cleanup EXIT
 # Setup failures stop the run: nothing after them can mean anything.
 ensure_rust_tools || exit 1
 ensure_venv || exit 1
-services_env="$(scripts/dev-services.sh up)" || { echo "error: the dev services did not start" >&2; exit 1; }
+# Services it starts itself neither replay nor record moto's state (DEV_SERVICES_RECORD=0):
+# a run starts from an empty emulator, leaves the developer's recording as it was, and
+# costs CI nothing.
+services_env="$(DEV_SERVICES_RECORD=$((1 - started_services)) scripts/dev-services.sh up)" || { echo "error: the dev services did not start" >&2; exit 1; }
 eval "$services_env"
 
 step fmt cargo fmt --all -- --check
@@ -64,6 +67,8 @@ step machete cargo machete
 step deps scripts/check-deps.sh
 # Every function, queue and the API has its alarms (scripts/operations.py --check).
 step operations "$ENCACHE_VENV/bin/python" scripts/operations.py --check
+# What a restart of the dev services replays of moto's recording (scripts/dev-services.sh).
+step moto-recording "$ENCACHE_VENV/bin/python" scripts/lib/moto_recording.py self-check
 step clippy env SQLX_OFFLINE=true cargo clippy --workspace --all-targets --locked -- -D warnings
 step sqlx-data scripts/sqlx-data.sh check
 step actionlint "$ENCACHE_VENV/bin/actionlint" -shellcheck "$ENCACHE_VENV/bin/shellcheck" .github/workflows/*.yml

@@ -22,6 +22,9 @@ pub struct Caller {
     /// Cognito's immutable user id: the only identity handlers trust.
     pub sub: String,
     pub email: Option<String>,
+    /// The ID token's `email_verified` claim is `true`: Cognito proved the caller owns
+    /// `email`. False when absent (an access token) or anything else.
+    pub email_verified: bool,
     pub username: Option<String>,
     pub groups: Vec<String>,
 }
@@ -46,6 +49,9 @@ impl Caller {
         Ok(Self {
             sub,
             email: claims.get("email").cloned().filter(|e| !e.is_empty()),
+            email_verified: claims
+                .get("email_verified")
+                .is_some_and(|v| v.trim().eq_ignore_ascii_case("true")),
             username: claims
                 .get("cognito:username")
                 .or_else(|| claims.get("username"))
@@ -306,6 +312,30 @@ mod tests {
         assert_eq!(caller.sub, "abc-123");
         assert_eq!(caller.groups, vec!["admin", "beta"]);
         assert_eq!(caller.email.as_deref(), Some("a@b.c"));
+        assert!(
+            !caller.email_verified,
+            "no email_verified claim: not verified"
+        );
+    }
+
+    #[test]
+    fn email_verified_is_true_only_for_the_true_claim() {
+        for (claim, verified) in [
+            ("true", true),
+            ("True", true),
+            ("false", false),
+            ("", false),
+            ("1", false),
+        ] {
+            let req = with_claims(
+                serde_json::json!({"sub": "abc", "email": "a@b.c", "email_verified": claim}),
+            );
+            assert_eq!(
+                Caller::from_request(&req).unwrap().email_verified,
+                verified,
+                "{claim:?}"
+            );
+        }
     }
 
     #[test]

@@ -79,11 +79,13 @@ async fn completion_throughput(concurrency: usize) {
     let caller = Caller {
         sub: format!("bench-{}", Uuid::new_v4()),
         email: Some("bench@example.com".into()),
+        email_verified: true,
         username: None,
         groups: vec![],
     };
     let user_id = users::for_caller(&db.pool, &caller)
         .await
+        .unwrap()
         .unwrap()
         .unwrap()
         .id;

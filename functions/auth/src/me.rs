@@ -112,7 +112,7 @@ async fn profile(req: &ApiGatewayV2httpRequest, deps: &Deps) -> Result<Profile, 
     let user = bounded(deps.settings.db_timeout, async {
         users::for_caller(deps.db.pool().await?, &caller).await
     })
-    .await?
+    .await??
     .ok_or_else(|| {
         // An access token carries no email, and the row needs one.
         ApiError::NotFound(

@@ -45,16 +45,29 @@ async fn provision(
     let sub = event::sub(attributes)?;
     let email = Email::parse(event::attribute(attributes, "email")?)
         .map_err(|e| TriggerError::invalid(format!("request.userAttributes.email: {e}")))?;
+    // Confirmation alone does not prove the address (pre-sign-up may auto-confirm without
+    // verifying it): only a verified email may take over another identity's row.
+    let email_verified = attributes
+        .get("email_verified")
+        .is_some_and(|v| v.eq_ignore_ascii_case("true"));
 
     let provisioned = within(deps.settings.db_timeout, async {
-        users::upsert(deps.db.pool().await?, sub, &email).await
+        users::upsert(deps.db.pool().await?, sub, &email, email_verified).await
     })
-    .await?;
+    .await?
+    .map_err(|taken| {
+        tracing::info!(
+            cognito_sub = sub,
+            "the email is another account's and is not verified"
+        );
+        TriggerError::Rejected(taken.to_string())
+    })?;
     tracing::info!(
         trigger_source = ?event.cognito_event_user_pools_header.trigger_source,
         user_id = %provisioned.user.id,
         cognito_sub = sub,
         created = provisioned.created,
+        relinked = provisioned.relinked,
         "user provisioned"
     );
     if provisioned.created {

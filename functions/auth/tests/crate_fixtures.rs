@@ -170,10 +170,16 @@ async fn the_crates_post_confirmation_fixture_needs_a_sub_and_then_provisions_on
 async fn the_crates_v2_incoming_fixture_gets_claims_and_its_groups_and_roles_back() {
     let db = TestDb::new().await;
     let sub = "0d5a6c3e-2222-4b2a-9c8d-7e6f5a4b3c2d";
-    let user = users::upsert(&db.pool, sub, &Email::parse("kim@example.com").unwrap())
-        .await
-        .unwrap()
-        .user;
+    let user = users::upsert(
+        &db.pool,
+        sub,
+        &Email::parse("kim@example.com").unwrap(),
+        true,
+    )
+    .await
+    .unwrap()
+    .unwrap()
+    .user;
     let mut event = pretokengen_v2_incoming_fixture();
     event["request"]["userAttributes"]["sub"] = json!(sub);
     let deps = pre_token_generation::Deps {

@@ -146,13 +146,16 @@ async fn me_shows_times_no_rfc3339_text_can_hold_as_null_and_still_answers() {
     .enumerate()
     {
         let sub = format!("written-around-the-api-{i}");
+        // One email per row: emails are unique in `users`.
+        let email = format!("kim{i}@example.com");
         let id: uuid::Uuid = sqlx::query_scalar(
             "INSERT INTO users (cognito_sub, email, created_at, updated_at)
-             VALUES ($1, 'kim@example.com', $2::timestamptz, $2::timestamptz)
+             VALUES ($1, $3, $2::timestamptz, $2::timestamptz)
              RETURNING id",
         )
         .bind(&sub)
         .bind(at)
+        .bind(&email)
         .fetch_one(&db.pool)
         .await
         .unwrap();
@@ -165,7 +168,7 @@ async fn me_shows_times_no_rfc3339_text_can_hold_as_null_and_still_answers() {
         // then it answers, with the times it cannot show as null
         assert_eq!(status, 200, "{at}: {body}");
         assert_eq!(body["id"], id.to_string(), "{at}");
-        assert_eq!(body["email"], "kim@example.com", "{at}");
+        assert_eq!(body["email"], email, "{at}");
         assert_eq!(body["created_at"], Value::Null, "{at}");
         assert_eq!(body["updated_at"], Value::Null, "{at}");
     }

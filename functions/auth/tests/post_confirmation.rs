@@ -241,3 +241,55 @@ async fn a_database_that_never_answers_is_cut_off_by_the_trigger_budget() {
         started.elapsed()
     );
 }
+
+#[tokio::test]
+async fn a_new_sub_of_a_known_email_is_relinked_when_verified_and_refused_when_not() {
+    let db = TestDb::new().await;
+    confirm(raw("cognito-post-confirmation.json"), &db.pool)
+        .await
+        .unwrap();
+    let id: uuid::Uuid = sqlx::query_scalar("SELECT id FROM users WHERE cognito_sub = $1")
+        .bind(SUB)
+        .fetch_one(&db.pool)
+        .await
+        .unwrap();
+    let again = |sub: &str, verified: &str| {
+        let event = with(
+            raw("cognito-post-confirmation.json"),
+            "/request/userAttributes/sub",
+            json!(sub),
+        );
+        with(
+            event,
+            "/request/userAttributes/email_verified",
+            json!(verified),
+        )
+    };
+
+    // when the address signs up again under a new sub without a verified email
+    let err = confirm(again("sub-unverified", "false"), &db.pool)
+        .await
+        .expect_err("an unverified email cannot take the row");
+    // then Cognito shows a clear reason, retrying cannot help, and the row is untouched
+    assert!(matches!(err, TriggerError::Rejected(_)), "{err:?}");
+    assert!(!err.retryable());
+    assert!(
+        err.message().contains("belongs to another account"),
+        "{}",
+        err.message()
+    );
+    assert_eq!(user_count(&db.pool).await, 1);
+
+    // when it does so with a verified email
+    confirm(again("sub-verified", "true"), &db.pool)
+        .await
+        .unwrap();
+    // then the same row now answers to the new sub
+    let relinked: uuid::Uuid = sqlx::query_scalar("SELECT id FROM users WHERE cognito_sub = $1")
+        .bind("sub-verified")
+        .fetch_one(&db.pool)
+        .await
+        .unwrap();
+    assert_eq!(relinked, id);
+    assert_eq!(user_count(&db.pool).await, 1);
+}

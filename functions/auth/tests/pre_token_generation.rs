@@ -34,7 +34,11 @@ async fn generate(event: Value, pool: &PgPool) -> Result<Value, TriggerError> {
 
 async fn provisioned(pool: &PgPool, plan: &str) -> String {
     let email = Email::parse("Ada.Lovelace@example.com").unwrap();
-    let user = users::upsert(pool, SUB, &email).await.unwrap().user;
+    let user = users::upsert(pool, SUB, &email, true)
+        .await
+        .unwrap()
+        .unwrap()
+        .user;
     sqlx::query("UPDATE users SET plan = $1 WHERE id = $2")
         .bind(plan)
         .bind(user.id)

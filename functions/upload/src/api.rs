@@ -152,7 +152,7 @@ pub async fn create_upload(
     // The caller's row, created from the token's claims on first sight exactly as
     // post-confirmation and GET /v1/me create it (the same normalised email).
     let user_id = bounded(settings.db_timeout, async { users::for_caller(db.pool().await?, &caller).await })
-        .await?
+        .await??
         .map(|user| user.id)
         .ok_or_else(|| {
             ApiError::Unauthorized(

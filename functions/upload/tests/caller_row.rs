@@ -47,7 +47,10 @@ async fn upload(pool: &PgPool, email: &str) -> (i64, Value) {
 /// attribute is `raw` (functions/auth/src/post_confirmation.rs).
 async fn post_confirmation_provisions(pool: &PgPool, raw: &str) -> Provisioned {
     let email = Email::parse(raw).expect("a valid address");
-    users::upsert(pool, SUB, &email).await.unwrap()
+    users::upsert(pool, SUB, &email, true)
+        .await
+        .unwrap()
+        .unwrap()
 }
 
 async fn rows(pool: &PgPool) -> Vec<(Uuid, String, OffsetDateTime, OffsetDateTime)> {

@@ -107,8 +107,10 @@ fn fill_database(params: &mut serde_json::Map<String, Value>, url: &str) -> bool
     changed
 }
 
-/// Every run: the dev services may have restarted on new ports, and the emulator forgets
-/// its user pools when it stops. Follows the database; says clearly when the pool is gone.
+/// Every run: the dev services may have restarted on new ports, and the emulator keeps
+/// its user pools across a restart only through its recording (scripts/dev-services.sh
+/// replays it, with ids that follow from each pool's name and settings). Follows the
+/// database; says clearly when the pool is gone.
 pub async fn sync_env(stack: &Stack) -> anyhow::Result<()> {
     let path = &stack.config.env_vars;
     let mut env = read_json(path)?;
@@ -153,7 +155,7 @@ pub async fn sync_env(stack: &Stack) -> anyhow::Result<()> {
                     .is_some_and(|s| s.is_resource_not_found_exception())
                 {
                     anyhow::anyhow!(
-                        "user pool {} of {} does not exist in the AWS emulator (it forgets everything when it stops): run scripts/start-local.sh --init",
+                        "user pool {} of {} does not exist in the AWS emulator (its recorded state was forgotten by `scripts/dev-services.sh reset`, or not kept: DEV_SERVICES_RECORD=0, or made before restarts kept it): run scripts/start-local.sh --init",
                         pool.user_pool_id,
                         path.display()
                     )

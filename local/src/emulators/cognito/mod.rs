@@ -69,7 +69,9 @@ impl Pool {
 }
 
 /// A Cognito user pool and app client like the Terraform ones (email sign-in,
-/// `USER_PASSWORD_AUTH` for the local token command).
+/// `USER_PASSWORD_AUTH` for the local token command). Under the dev services' HASH id
+/// strategies the ids follow from the name and settings, so a replayed emulator gives the
+/// pool and client the ids they had.
 pub async fn create_pool(
     sdk: &aws_config::SdkConfig,
     pool_name: &str,
@@ -95,6 +97,10 @@ pub async fn create_pool(
         .client_name(format!("{pool_name}-app"))
         .explicit_auth_flows(ExplicitAuthFlowsType::AllowUserPasswordAuth)
         .explicit_auth_flows(ExplicitAuthFlowsType::AllowRefreshTokenAuth)
+        // As Cognito's ID tokens carry them (the emulator adds only the attributes a
+        // client may read): the API relinks a new identity to its row by verified email.
+        .read_attributes("email")
+        .read_attributes("email_verified")
         .send()
         .await
         .context("creating the Cognito app client")?
