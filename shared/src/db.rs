@@ -26,6 +26,9 @@ pub enum DbLocation {
         user: String,
         /// SSM SecureString parameter name holding the password.
         password_parameter: String,
+        /// The SecureString a rotation keeps the next password in while it runs
+        /// (functions/db-rotation), tried when the current one is refused.
+        pending_password_parameter: Option<String>,
     },
 }
 
@@ -40,6 +43,7 @@ impl DbLocation {
             name: env.required("DB_NAME")?,
             user: env.required("DB_USER")?,
             password_parameter: env.required("DB_PASSWORD_PARAMETER")?,
+            pending_password_parameter: env.optional("DB_PASSWORD_PENDING_PARAMETER"),
         })
     }
 }
@@ -66,7 +70,7 @@ impl DbLimits {
 
     /// `options` with what every connection of a function sets: its statement timeout
     /// and its name in `pg_stat_activity`.
-    fn apply(&self, options: PgConnectOptions) -> PgConnectOptions {
+    pub fn apply(&self, options: PgConnectOptions) -> PgConnectOptions {
         let statement_ms = self.statement_timeout.as_millis().to_string();
         options
             .options([("statement_timeout", statement_ms.as_str())])
@@ -199,8 +203,11 @@ struct Deferred {
     name: String,
     user: String,
     password_parameter: String,
+    pending_password_parameter: Option<String>,
     root: RootCert,
     secrets: Option<crate::aws::SecretCache>,
+    /// The password the pool's connect options carry (the one to skip once refused).
+    in_use: std::sync::Mutex<Option<Secret<String>>>,
     /// Without the function's cache, one of the database's own, made on first use and
     /// kept: a first attempt cut off by its time bound after the SSM read does not read
     /// the password again.
@@ -227,6 +234,7 @@ impl Database {
                 name,
                 user,
                 password_parameter,
+                pending_password_parameter,
             } => Ok(Self {
                 pool: tokio::sync::OnceCell::new(),
                 deferred: Some(Deferred {
@@ -236,8 +244,10 @@ impl Database {
                     name,
                     user,
                     password_parameter,
+                    pending_password_parameter,
                     root: RootCert::from_env(env),
                     secrets: secrets.cloned(),
+                    in_use: std::sync::Mutex::new(None),
                     own_secrets: tokio::sync::OnceCell::new(),
                 }),
             }),
@@ -259,9 +269,11 @@ impl Database {
     ///
     /// A password rotation is survived: when the pool holds no connection (cold, or idle
     /// ones reaped), the next query would open one with the password read earlier, so this
-    /// opens it here first; if the server refuses the password (`28P01`), the password is
-    /// read from SSM once more, the pool takes it, and the connection is opened again. The
-    /// connection goes back to the pool, and the caller's query uses it.
+    /// opens it here first; if the server refuses the password (`28P01`), the current and
+    /// the pending password (`DB_PASSWORD_PENDING_PARAMETER`, while a rotation runs) are
+    /// read from SSM in one call, and each one other than the refused one is tried once:
+    /// at every moment of a rotation the database accepts one of the two. The connection
+    /// goes back to the pool, and the caller's query uses it.
     pub async fn pool(&self) -> Result<&PgPool, sqlx::Error> {
         if let Some(pool) = self.pool.get()
             && (self.deferred.is_none() || pool.size() > 0)
@@ -287,8 +299,8 @@ impl Database {
                     .deferred
                     .as_ref()
                     .ok_or_else(|| sqlx::Error::Configuration("no database settings".into()))?;
-                let options = d.options(false).await?;
-                Ok::<_, sqlx::Error>(lazy_pool_with(options, d.limits))
+                let password = d.current().await?;
+                Ok::<_, sqlx::Error>(lazy_pool_with(d.options(password), d.limits))
             })
             .await?;
         let Some(d) = &self.deferred else {
@@ -309,12 +321,36 @@ impl Database {
         };
         tracing::warn!(
             parameter = %d.password_parameter,
+            pending_parameter = d.pending_password_parameter.as_deref().unwrap_or(""),
             error = %refused,
             "the database refused the password: reading it again (rotated?)"
         );
-        pool.set_connect_options(d.options(true).await?);
-        pool.acquire().await?.return_to_pool().await;
-        Ok(pool)
+        let mut last = refused;
+        let mut refused: Vec<Secret<String>> = d.in_use().into_iter().collect();
+        // One round per rotation: a second one right after the first (back to back, as
+        // two runs that waited for each other's lock) may move on between the read and
+        // the connection; no round reads twice what the database refused.
+        for _round in 0..2 {
+            let untried = d.untried(&refused).await?;
+            if untried.is_empty() {
+                break;
+            }
+            for password in untried {
+                pool.set_connect_options(d.options(password.clone()));
+                match pool.acquire().await {
+                    Ok(mut connection) => {
+                        connection.return_to_pool().await;
+                        return Ok(pool);
+                    }
+                    Err(e) if is_auth_failure(&e) => {
+                        last = e;
+                        refused.push(password);
+                    }
+                    Err(e) => return Err(e),
+                }
+            }
+        }
+        Err(last)
     }
 }
 
@@ -332,27 +368,69 @@ impl Deferred {
         }
     }
 
-    /// The connection options with the password from SSM (cached; read again when
-    /// `reread`, after the server refused the cached one).
-    async fn options(&self, reread: bool) -> Result<PgConnectOptions, sqlx::Error> {
-        let secrets = self.secrets().await;
-        if reread {
-            secrets.forget(&self.password_parameter).await;
+    /// The current password (SSM, cached per container).
+    async fn current(&self) -> Result<Secret<String>, sqlx::Error> {
+        self.secrets()
+            .await
+            .get(&self.password_parameter)
+            .await
+            .map_err(|e| unavailable(&e))
+    }
+
+    /// The password the pool's connect options carry.
+    fn in_use(&self) -> Option<Secret<String>> {
+        self.in_use.lock().ok().and_then(|p| p.clone())
+    }
+
+    /// After a refusal: the current and pending passwords read again (one `GetParameters`
+    /// call), in that order, without the `refused` ones and without repeats.
+    async fn untried(
+        &self,
+        refused: &[Secret<String>],
+    ) -> Result<Vec<Secret<String>>, sqlx::Error> {
+        let mut names = vec![self.password_parameter.as_str()];
+        names.extend(self.pending_password_parameter.as_deref());
+        let found = self
+            .secrets()
+            .await
+            .reread(&names)
+            .await
+            .map_err(|e| unavailable(&e))?;
+        let mut untried: Vec<Secret<String>> = Vec::new();
+        for name in names {
+            if let Some(password) = found.get(name)
+                && !refused.contains(password)
+                && !untried.contains(password)
+            {
+                untried.push(password.clone());
+            }
         }
-        let password = secrets.get(&self.password_parameter).await.map_err(|e| {
-            sqlx::Error::Io(std::io::Error::other(format!(
-                "database password unavailable: {e:#}"
-            )))
-        })?;
-        Ok(self.limits.apply(parts_options(
+        Ok(untried)
+    }
+
+    /// The connection options with `password` (remembered as the one in use).
+    fn options(&self, password: Secret<String>) -> PgConnectOptions {
+        let options = self.limits.apply(parts_options(
             &self.host,
             self.port,
             &self.name,
             &self.user,
             password.expose(),
             &self.root,
-        )))
+        ));
+        if let Ok(mut in_use) = self.in_use.lock() {
+            *in_use = Some(password);
+        }
+        options
     }
+}
+
+/// An SSM failure as the database being out of reach: a 503 / retry, like a refused
+/// connection. The message names the parameters, never a value.
+fn unavailable(e: &anyhow::Error) -> sqlx::Error {
+    sqlx::Error::Io(std::io::Error::other(format!(
+        "database password unavailable: {e:#}"
+    )))
 }
 
 impl From<PgPool> for Database {

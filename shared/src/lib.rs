@@ -9,6 +9,7 @@
 //! - `pagination` (feature `pagination`): `limit` parsing, signed keyset cursors and the page body of every feed.
 //! - [`aws`]: SDK configuration (honours `AWS_ENDPOINT_URL`), cached SSM secrets, and
 //!   the S3 client (feature `s3`).
+//! - `scram` (feature `scram`): SCRAM-SHA-256 verifiers of the login role's password.
 //! - `outbound` (feature `outbound`): what calls out over HTTP share (reqwest).
 //! - [`tls`]: one root store per process for the SDK and reqwest (the system bundle, read once).
 //! - [`metrics`]: business metrics as CloudWatch Embedded Metric Format lines.
@@ -29,6 +30,8 @@ pub mod metrics;
 pub mod outbound;
 #[cfg(feature = "pagination")]
 pub mod pagination;
+#[cfg(feature = "scram")]
+pub mod scram;
 pub mod telemetry;
 pub mod timestamp;
 pub mod tls;

@@ -78,18 +78,17 @@ impl Deps {
             Ok(database) => database.pool().await.cloned().map_err(|e| e.to_string()),
             Err(e) => Err(format!("{e:#}")),
         };
+        // The password itself is read when the role is set, under the login role's lock
+        // (login::ensure): a warm container must not set one a rotation has replaced.
         let login = match login::LoginSettings::from_env(&env) {
             Ok(None) => None,
-            Ok(Some(settings)) => Some(
-                secrets
-                    .get(&settings.password_parameter)
-                    .await
-                    .map(|password| login::Login {
-                        user: settings.user,
-                        password,
-                    })
-                    .map_err(|e| format!("the functions' login role: {e:#}")),
-            ),
+            Ok(Some(settings)) => Some(Ok(login::Login {
+                user: settings.user,
+                password: login::Password::Ssm {
+                    secrets: secrets.clone(),
+                    parameter: settings.password_parameter,
+                },
+            })),
             Err(e) => Some(Err(format!("the functions' login role: {e}"))),
         };
         let mut deps = Self::new(database)?;

@@ -4,26 +4,22 @@
 //! SecureString `DB_APP_PASSWORD_PARAMETER`. Every deploy sets it again, so a password
 //! rotated in SSM (`secrets_version`) reaches the database with the next deploy; warm
 //! functions holding the old one re-read SSM on their next authentication failure
-//! (`encache_shared::db::Database`).
+//! (`encache_shared::db::Database`). The scheduled rotation (functions/db-rotation)
+//! changes it between deploys; the next deploy then sets the same value again.
 //!
 //! The password never travels as text: the statement carries its SCRAM-SHA-256 verifier
-//! (RFC 5802 / 7677, PostgreSQL's `rolpassword` format), so `log_statement = 'ddl'` (the
-//! devops/ default) logs a salted hash, never the password.
+//! (`encache_shared::scram`), so `log_statement = 'ddl'` (the devops/ default) logs a
+//! salted hash, never the password.
 
-use base64::Engine;
-use base64::engine::general_purpose::STANDARD;
+use encache_shared::aws::SecretCache;
 use encache_shared::config::{ConfigError, Env, Secret};
-use hmac::{Hmac, Mac};
-use sha2::{Digest, Sha256};
+use encache_shared::scram;
 use sqlx::PgPool;
 
 use crate::error::SchemaError;
 
 /// The privileges' group role the migrations create and grant to (migrations/).
 pub const GROUP_ROLE: &str = "encache_app";
-
-/// PostgreSQL's default `scram_iterations`.
-const ITERATIONS: u32 = 4096;
 
 /// Where the login role's name and password come from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -46,11 +42,45 @@ impl LoginSettings {
     }
 }
 
-/// A login role ready to be set: its name and password.
+/// A login role ready to be set: its name and where its password comes from.
 pub struct Login {
     pub user: String,
-    pub password: Secret<String>,
+    pub password: Password,
 }
+
+/// The login role's password: read from SSM when it is set (never from a container's
+/// cache: a scheduled rotation may have changed it since), or given (tests).
+pub enum Password {
+    Ssm {
+        secrets: SecretCache,
+        parameter: String,
+    },
+    Given(Secret<String>),
+}
+
+impl From<Secret<String>> for Password {
+    fn from(password: Secret<String>) -> Self {
+        Self::Given(password)
+    }
+}
+
+impl Password {
+    async fn read(&self) -> Result<Secret<String>, SchemaError> {
+        match self {
+            Self::Given(password) => Ok(password.clone()),
+            Self::Ssm { secrets, parameter } => {
+                secrets.forget(parameter).await;
+                secrets.get(parameter).await.map_err(|e| {
+                    SchemaError::Unavailable(format!("the functions' login role: {e:#}"))
+                })
+            }
+        }
+    }
+}
+
+/// The lock every change of the login role's password takes (a transaction's here, the
+/// rotation's session-long one: the same key).
+const LOCK: &str = "SELECT pg_advisory_xact_lock(hashtext('encache login role'))";
 
 /// Creates the login role or updates it (LOGIN, its password, membership of
 /// [`GROUP_ROLE`]) in one transaction; idempotent.
@@ -60,12 +90,13 @@ pub async fn ensure(pool: &PgPool, login: &Login) -> Result<(), SchemaError> {
             "DB_APP_USER must name a login role other than {GROUP_ROLE} (the privileges' group)"
         )));
     }
-    let verifier = scram_verifier(login.password.expose(), uuid::Uuid::new_v4().as_bytes());
     let mut tx = pool.begin().await?;
-    // Two deploys racing: the second waits here instead of failing on CREATE ROLE.
-    sqlx::query("SELECT pg_advisory_xact_lock(hashtext('encache login role'))")
-        .execute(&mut *tx)
-        .await?;
+    // Two deploys racing: the second waits here instead of failing on CREATE ROLE. A
+    // rotation (functions/db-rotation) holds the same lock from its first step to its
+    // last: the password is read from SSM only once the lock is ours, so it is the one a
+    // finished rotation left as current, never one it has replaced since.
+    sqlx::query(LOCK).execute(&mut *tx).await?;
+    let verifier = scram::salted_verifier(login.password.read().await?.expose());
     let exists: bool =
         sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = $1)")
             .bind(&login.user)
@@ -95,46 +126,9 @@ pub async fn ensure(pool: &PgPool, login: &Login) -> Result<(), SchemaError> {
     Ok(())
 }
 
-/// The SCRAM-SHA-256 verifier PostgreSQL stores for `password` with `salt`:
-/// `SCRAM-SHA-256$<iterations>:<salt>$<StoredKey>:<ServerKey>` (RFC 5803's format).
-/// The password is used as given (SASLprep leaves the generated ASCII ones unchanged).
-pub fn scram_verifier(password: &str, salt: &[u8]) -> String {
-    let mut salted = [0u8; 32];
-    pbkdf2::pbkdf2_hmac::<Sha256>(password.as_bytes(), salt, ITERATIONS, &mut salted);
-    let hmac = |msg: &[u8]| {
-        let mut mac = Hmac::<Sha256>::new_from_slice(&salted).expect("HMAC takes any key length");
-        mac.update(msg);
-        mac.finalize().into_bytes()
-    };
-    let stored_key = Sha256::digest(hmac(b"Client Key"));
-    let server_key = hmac(b"Server Key");
-    format!(
-        "SCRAM-SHA-256${ITERATIONS}:{}${}:{}",
-        STANDARD.encode(salt),
-        STANDARD.encode(stored_key),
-        STANDARD.encode(server_key)
-    )
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn the_verifier_has_postgresqls_shape_and_never_the_password() {
-        let v = scram_verifier("correct horse", b"0123456789abcdef");
-        assert!(
-            v.starts_with("SCRAM-SHA-256$4096:MDEyMzQ1Njc4OWFiY2RlZg==$"),
-            "{v}"
-        );
-        assert!(!v.contains("correct horse"));
-        let (_, keys) = v.rsplit_once('$').unwrap();
-        let (stored, server) = keys.split_once(':').unwrap();
-        assert_eq!(STANDARD.decode(stored).unwrap().len(), 32);
-        assert_eq!(STANDARD.decode(server).unwrap().len(), 32);
-        // Salted: the same password gives another verifier with another salt.
-        assert_ne!(v, scram_verifier("correct horse", b"fedcba9876543210"));
-    }
 
     #[test]
     fn settings_need_the_parameter_once_a_user_is_named() {

@@ -9,10 +9,11 @@ mod support;
 use std::collections::HashMap;
 
 use encache_migrate::{handle, login};
+use encache_shared::aws::SecretCache;
 use encache_shared::config::{Env, Secret};
 use encache_shared::db::{self, Database};
 use encache_testkit::{TestDb, lambda_event};
-use sqlx::PgPool;
+use sqlx::{Connection, PgPool};
 use support::{Receiver, create_event, deps_for, request, update_event};
 
 /// A role and an SSM parameter of this test's own.
@@ -37,7 +38,7 @@ impl Login {
         let mut deps = deps_for(&db.url);
         deps.login = Some(Ok(login::Login {
             user: self.user.clone(),
-            password: Secret::new(password.to_owned()),
+            password: Secret::new(password.to_owned()).into(),
         }));
         let receiver = Receiver::start().await;
         let event = if deploy == 1 {
@@ -226,7 +227,7 @@ async fn a_rotated_password_is_read_again_once_and_the_connection_reopened() {
     let mut deps = deps_for(&db.url);
     deps.login = Some(Ok(login::Login {
         user: login.user.clone(),
-        password: Secret::new("third-password-0123456789".into()),
+        password: Secret::new("third-password-0123456789".to_string()).into(),
     }));
     let receiver = Receiver::start().await;
     handle(
@@ -255,6 +256,77 @@ async fn the_rds_cas_a_deployed_function_trusts_refuse_a_server_they_did_not_sig
     // then TLS fails (no fallback to an unverified connection) and it is a 503-kind error
     assert!(err.to_string().contains("UnknownIssuer"), "{err}");
     assert!(db::is_unavailable(&err));
+    drop_role(&db, &login).await;
+}
+
+#[tokio::test]
+async fn a_deploy_during_a_rotation_waits_for_it_and_sets_the_password_it_left() {
+    // given the login role, and a warm migration container that read its password before
+    let db = TestDb::new().await;
+    let login = Login::new();
+    login.deploy(&db, "first-password-0123456789", 1).await;
+    let secrets = SecretCache::from_sdk(&encache_shared::aws::sdk_config().await);
+    secrets.get(&login.parameter).await.unwrap();
+    let mut deps = deps_for(&db.url);
+    deps.login = Some(Ok(login::Login {
+        user: login.user.clone(),
+        password: login::Password::Ssm {
+            secrets,
+            parameter: login.parameter.clone(),
+        },
+    }));
+
+    // when a rotation (functions/db-rotation) holds the login role's lock as a deploy starts
+    let mut rotation = sqlx::PgConnection::connect(&db.url).await.unwrap();
+    sqlx::query("SELECT pg_advisory_lock(hashtext('encache login role'))")
+        .execute(&mut rotation)
+        .await
+        .unwrap();
+    let receiver = Receiver::start().await;
+    let event = request(update_event(&receiver, "2", "1"));
+    let deployed = std::sync::atomic::AtomicBool::new(false);
+    let deploy = async {
+        handle(&deps, lambda_event(event)).await.unwrap();
+        deployed.store(true, std::sync::atomic::Ordering::SeqCst);
+    };
+    let rotate = async {
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+        assert!(
+            !deployed.load(std::sync::atomic::Ordering::SeqCst),
+            "the deploy did not wait for the rotation"
+        );
+        // ... which sets the new password, then finishes (SSM's current := the new one)
+        let rotated = "rotated-password-0123456789";
+        let set = format!(
+            "ALTER ROLE {} PASSWORD '{}'",
+            login.user,
+            encache_shared::scram::salted_verifier(rotated)
+        );
+        sqlx::raw_sql(sqlx::AssertSqlSafe(set))
+            .execute(&mut rotation)
+            .await
+            .unwrap();
+        login.store(rotated).await;
+        sqlx::query("SELECT pg_advisory_unlock(hashtext('encache login role'))")
+            .execute(&mut rotation)
+            .await
+            .unwrap();
+    };
+    tokio::join!(deploy, rotate);
+
+    // then the deploy set the password the rotation left (not its container's old copy)
+    assert_eq!(receiver.only_response().body["Status"], "SUCCESS");
+    let database = login.function_database(&db, local_ca());
+    let user: String = sqlx::query_scalar("SELECT current_user::text")
+        .fetch_one(database.pool().await.unwrap())
+        .await
+        .unwrap();
+    assert_eq!(user, login.user);
+    let pool = database.pool().await.unwrap();
+    reap(pool).await;
+    // (a fresh container reads the rotated password from SSM: the database takes it)
+    let fresh = login.function_database(&db, local_ca());
+    assert!(fresh.pool().await.is_ok());
     drop_role(&db, &login).await;
 }
 
