@@ -25,9 +25,18 @@ locals {
 
   # What differs by environment, in one map (prod: a standby, 35 days of backups, 90 days
   # of network logs); a variable set explicitly wins over its environment's value.
+  # stage is prod's posture, where a release is proven before prod: the same Multi-AZ
+  # standby (failover and maintenance behave as in prod), deletion protection and 90 days
+  # of flow logs (an incident there is investigated as in prod; its traffic, hence the
+  # log volume, is small). Smaller where only prod's data needs it: 14 days of backups
+  # (stage holds test data; two weeks cover a release cycle and let restores be
+  # rehearsed) instead of 35. Instance class and storage are operator inputs
+  # (terraform.tfvars.example): stage keeps the small defaults unless a load test needs
+  # prod's class.
   environment_settings = {
-    dev  = { db_multi_az = false, db_backup_retention_days = 7, db_deletion_protection = true, flow_log_retention_days = 30 }
-    prod = { db_multi_az = true, db_backup_retention_days = 35, db_deletion_protection = true, flow_log_retention_days = 90 }
+    dev   = { db_multi_az = false, db_backup_retention_days = 7, db_deletion_protection = true, flow_log_retention_days = 30 }
+    stage = { db_multi_az = true, db_backup_retention_days = 14, db_deletion_protection = true, flow_log_retention_days = 90 }
+    prod  = { db_multi_az = true, db_backup_retention_days = 35, db_deletion_protection = true, flow_log_retention_days = 90 }
   }
   explicit_settings = {
     db_multi_az              = var.db_multi_az
@@ -220,10 +229,10 @@ resource "aws_security_group_rule" "bastion_ssh" {
 # by) the database's security group, for an incident's timeline. To CloudWatch Logs with
 # a retention, through a role only VPC Flow Logs of this account may assume.
 resource "aws_cloudwatch_log_group" "flow_logs" {
-  #checkov:skip=CKV_AWS_158:AWS-managed encryption like every other log group of encache; customer-managed keys are the production-posture work (docs/production.md)
-  #checkov:skip=CKV_AWS_338:local.settings.flow_log_retention_days (prod 90: an incident's timeline, at a cost that scales with traffic); a year where an audit requires it
+  #checkov:skip=CKV_AWS_338:local.settings.flow_log_retention_days (stage and prod 90: an incident's timeline, at a cost that scales with traffic); a year where an audit requires it
   name              = "/aws/vpc/${local.name}-flow-logs"
   retention_in_days = local.settings.flow_log_retention_days
+  kms_key_id        = aws_kms_key.data.arn
 }
 
 data "aws_iam_policy_document" "flow_logs_assume" {
@@ -319,7 +328,7 @@ ephemeral "aws_secretsmanager_random_password" "db" {
 }
 
 resource "aws_db_instance" "main" {
-  #checkov:skip=CKV_AWS_157:Multi-AZ is local.settings.db_multi_az (true for prod, local.environment_settings); single-AZ keeps dev cheap
+  #checkov:skip=CKV_AWS_157:Multi-AZ is local.settings.db_multi_az (true for stage and prod, local.environment_settings); single-AZ keeps dev cheap
   #checkov:skip=CKV_AWS_353:Performance Insights is not offered on the default db.t4g.micro class; slow queries are logged instead
   #checkov:skip=CKV_AWS_118:enhanced monitoring needs an extra IAM role and costs; CloudWatch metrics and exported logs suffice here
   #checkov:skip=CKV_AWS_161:the functions log in with the password from the SSM SecureString; IAM auth would need a token per connection
@@ -335,6 +344,8 @@ resource "aws_db_instance" "main" {
   max_allocated_storage = var.db_max_allocated_storage_gb
   storage_type          = "gp3"
   storage_encrypted     = true
+  # The data key for a new instance; never changed afterwards (lifecycle below, devops/kms.tf).
+  kms_key_id = aws_kms_key.data.arn
 
   db_name             = var.db_name
   username            = var.db_username
@@ -355,6 +366,13 @@ resource "aws_db_instance" "main" {
   auto_minor_version_upgrade      = true
   enabled_cloudwatch_logs_exports = ["postgresql", "upgrade"]
   apply_immediately               = false
+
+  lifecycle {
+    # A new kms_key_id would replace the instance: an empty database. An instance keeps
+    # the key it was created with; the check in devops/kms.tf warns while that is not the
+    # data key, and docs/operations.md#database-encryption-key moves it (snapshot copy).
+    ignore_changes = [kms_key_id]
+  }
 }
 
 locals {

@@ -50,6 +50,11 @@ output "ecr_repository_url" {
   value       = aws_ecr_repository.base_ml.repository_url
 }
 
+output "data_key_arn" {
+  description = "The environment's customer-managed data key (alias/encache-ENV-data; also /encache/{env}/kms/data-key-arn)."
+  value       = aws_kms_key.data.arn
+}
+
 output "user_pool_id" {
   description = "Cognito user pool id."
   value       = module.auth.user_pool_id

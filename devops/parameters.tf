@@ -19,6 +19,7 @@ locals {
     "network/function-security-group-id" = aws_security_group.function.id
     "auth/user-pool-id"                  = module.auth.user_pool_id
     "auth/app-client-id"                 = module.auth.app_client_id
+    "kms/data-key-arn"                   = aws_kms_key.data.arn
   }
 
   plain_values = {
@@ -65,12 +66,16 @@ resource "aws_ssm_parameter" "plain" {
 }
 
 resource "aws_ssm_parameter" "secure" {
-  #checkov:skip=CKV_AWS_337:the AWS-managed aws/ssm key: a CMK would need kms:Decrypt grants in every function policy for no added isolation
   for_each = local.secure_parameters
 
-  name             = "${local.param_prefix}${each.key}"
-  description      = each.value.description
-  type             = "SecureString"
+  name        = "${local.param_prefix}${each.key}"
+  description = each.value.description
+  type        = "SecureString"
+  # The environment's data key (devops/kms.tf): a reader needs kms:Decrypt on it through
+  # SSM as well as ssm:GetParameter. Moving an existing parameter to it rewrites its value
+  # (a write-only value is sent with every update): apply that with a secrets_version bump
+  # (docs/operations.md#database-encryption-key).
+  key_id           = aws_kms_key.data.arn
   value_wo         = local.secure_values[each.key]
   value_wo_version = var.secrets_version
 

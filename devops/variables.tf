@@ -5,8 +5,8 @@ variable "env" {
   description = "Deployment environment; every shared SSM parameter goes under /encache/{env}/."
   type        = string
   validation {
-    condition     = contains(["dev", "prod"], var.env)
-    error_message = "env must be \"dev\" or \"prod\" (template.yaml's Env parameter allows only these)."
+    condition     = contains(["dev", "stage", "prod"], var.env)
+    error_message = "env must be \"dev\", \"stage\" or \"prod\" (template.yaml's Env parameter allows only these)."
   }
 }
 
@@ -75,7 +75,7 @@ variable "flow_log_traffic_type" {
 }
 
 variable "flow_log_retention_days" {
-  description = "Days the VPC flow logs are kept in CloudWatch Logs (a value CloudWatch accepts). Unset: the environment's (dev 30, prod 90)."
+  description = "Days the VPC flow logs are kept in CloudWatch Logs (a value CloudWatch accepts). Unset: the environment's (dev 30, stage and prod 90)."
   type        = number
   default     = null
   validation {
@@ -131,7 +131,7 @@ variable "db_max_allocated_storage_gb" {
 }
 
 variable "db_backup_retention_days" {
-  description = "Days of automated backups kept. Unset: the environment's (local.environment_settings: dev 7, prod 35)."
+  description = "Days of automated backups kept. Unset: the environment's (local.environment_settings: dev 7, stage 14, prod 35)."
   type        = number
   default     = null
   validation {
@@ -141,13 +141,13 @@ variable "db_backup_retention_days" {
 }
 
 variable "db_multi_az" {
-  description = "Run a standby in a second AZ. Unset: the environment's (dev false, prod true)."
+  description = "Run a standby in a second AZ. Unset: the environment's (dev false, stage and prod true)."
   type        = bool
   default     = null
 }
 
 variable "db_deletion_protection" {
-  description = "Refuse to delete the database (and the user pool) until this is turned off. Unset: the environment's (true for both: dev holds real sign-ups too)."
+  description = "Refuse to delete the database (and the user pool) until this is turned off. Unset: the environment's (true for all three: dev holds real sign-ups too)."
   type        = bool
   default     = null
 }
@@ -232,6 +232,16 @@ variable "db_password" {
   default     = null
   sensitive   = true
   ephemeral   = true
+}
+
+variable "data_key_deletion_window_days" {
+  description = "Days a scheduled deletion of the environment's data key (alias/encache-ENV-data) waits and can be cancelled (7-30). Once it is deleted, nothing it encrypted can be read again."
+  type        = number
+  default     = 30
+  validation {
+    condition     = var.data_key_deletion_window_days >= 7 && var.data_key_deletion_window_days <= 30 && floor(var.data_key_deletion_window_days) == var.data_key_deletion_window_days
+    error_message = "data_key_deletion_window_days must be a whole number from 7 to 30."
+  }
 }
 
 variable "secrets_version" {

@@ -2,7 +2,8 @@
 """Asserts what devops/bootstrap promises, on its applied state (`terraform show -json`):
 
   * the GitHub roles the deploy workflow relies on exist (encache-github-deploy-dev,
-    encache-github-deploy-prod, encache-github-plan-dev), each with one trust statement:
+    encache-github-deploy-stage, encache-github-deploy-prod, encache-github-plan-dev),
+    each with one trust statement:
     sts:AssumeRoleWithWebIdentity from the GitHub OIDC provider, StringEquals (only) on
     token.actions.githubusercontent.com:aud = sts.amazonaws.com and on :sub pinned to
     repo:OWNER/NAME:environment:ENV (deploy) or repo:OWNER/NAME:pull_request (plan);
@@ -13,7 +14,9 @@
   * each deploy role can do its own environment's deploy (probes of every service
     scripts/deploy.sh ENV touches) and nothing of another environment's: /encache/OTHER/,
     encache-OTHER-*, stack encache-OTHER, state key encache/OTHER/ (conditions ignored,
-    except that statements pinned to an Environment tag must pin their own);
+    except that statements pinned to an Environment tag must pin their own); Cognito, ACM and
+    KMS key statements (any key/*) are pinned to their environment's tag; a role with a custom API domain
+    policy (var.api_domains) reaches no other environment's domain name;
   * the plan role only reads, except its state's .tflock lock file (and encrypting it
     with the state key);
   * every managed policy fits IAM's 6,144 characters, every trust policy 2,048;
@@ -40,7 +43,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 OIDC_HOST = "token.actions.githubusercontent.com"
 AUDIENCE = "sts.amazonaws.com"
-REQUIRED_ROLES = {"encache-github-deploy-dev", "encache-github-deploy-prod", "encache-github-plan-dev"}
+REQUIRED_ROLES = {
+    "encache-github-deploy-dev", "encache-github-deploy-stage", "encache-github-deploy-prod", "encache-github-plan-dev",
+}
 MAX_SESSION = 3600
 MANAGED_POLICY_LIMIT = 6144
 TRUST_POLICY_LIMIT = 2048
@@ -90,6 +95,18 @@ STAR_SIDS: dict[str, tuple[str, set[str]]] = {
     "CreateEventSourceMappingHasNoResource": (
         "an event source mapping has no ARN before it exists; the statement requires lambda:FunctionArn",
         {"lambda:CreateEventSourceMapping", "lambda:ListEventSourceMappings"},
+    ),
+    "AcmRequestCertificateHasNoResource": (
+        "a certificate has no ARN before it exists; the statement requires the Environment request tag and the environment's domain",
+        {"acm:RequestCertificate"},
+    ),
+    "KmsCreateKeyHasNoResource": (
+        "a key has no ARN before it exists; the statement requires the Environment request tag (devops/kms.tf)",
+        {"kms:CreateKey"},
+    ),
+    "KmsListAliasesHasNoResource": (
+        "kms:ListAliases lists the account's aliases (names and key ids, no key material)",
+        {"kms:ListAliases"},
     ),
     # The state key's policy: in a key policy, "*" is the key itself.
     "KeyPolicyResourceIsThisKeyDelegateToIam": ("a key policy's Resource * means this key", set()),
@@ -349,9 +366,19 @@ def run_checks(state: dict, contract: dict, repository: str | None) -> Checks:
             ("codedeploy:CreateDeployment",
              f"arn:{p}:codedeploy:{r}:{a}:deploymentgroup:encache-{env}-ServerlessDeploymentApplication-AbC/encache-{env}-HealthFunctionDeploymentGroup-AbC"),
             ("rds:DeleteDBInstance", f"arn:{p}:rds:{r}:{a}:db:encache-{env}"),
+            # devops/kms.tf: the data key's alias (the key itself is scoped by its Environment tag)
+            ("kms:CreateAlias", f"arn:{p}:kms:{r}:{a}:alias/encache-{env}-data"),
         ]
 
     all_envs = sorted(set(deploy_envs) | set(plan_envs))
+    # Each environment's custom API domain, read from its own domain policy.
+    api_domains: dict[str, str] = {}
+    for env in deploy_envs:
+        for _n, _d, s in b.statements(f"encache-github-deploy-{env}"):
+            for r in as_list(s.get("Resource")):
+                m = re.fullmatch(r"arn:[a-z-]+:apigateway:[a-z0-9-]+::/domainnames/([a-z0-9.-]+)", r)
+                if m:
+                    api_domains[env] = m.group(1)
     problems = []
     for env in deploy_envs:
         role = f"encache-github-deploy-{env}"
@@ -368,8 +395,23 @@ def run_checks(state: dict, contract: dict, repository: str | None) -> Checks:
                     problems.append(f"{role} can {action} {res} of {other} (statement {', '.join(hit)})")
         # Resources without the environment in their ARN are scoped by its tag.
         for s in stmts:
-            if any(a.lower().startswith("cognito-idp:") for a in as_list(s.get("Action"))) and pinned_environment(s) != env:
-                problems.append(f"{role} / {s.get('Sid')}: Cognito statement not pinned to Environment={env}")
+            for service, label in (("cognito-idp:", "Cognito"), ("acm:", "ACM"), ("kms:", "KMS")):
+                if service == "kms:" and not any(r.endswith(":key/*") for r in as_list(s.get("Resource"))):
+                    continue  # a named key (the state key) or an alias ARN with the environment in it
+                if service == "kms:" and s.get("Sid") == "AwsManagedKeysThroughTheirService":
+                    continue  # AWS-managed keys carry no tags; used through their service only
+                if any(a.lower().startswith(service) for a in as_list(s.get("Action"))) and pinned_environment(s) != env:
+                    problems.append(f"{role} / {s.get('Sid')}: {label} statement not pinned to Environment={env}")
+        # A custom API domain (devops/bootstrap/api_domain.tf): only its own domain name.
+        for other, domain in sorted(api_domains.items()):
+            if other == env:
+                continue
+            for action in ("apigateway:POST", "apigateway:PATCH", "apigateway:DELETE"):
+                res = f"arn:{partition}:apigateway:{region}::/domainnames/{domain}"
+                for r in (res, res + "/apimappings/abc123"):
+                    hit = allows(stmts, action, r, env)
+                    if hit:
+                        problems.append(f"{role} can {action} {r}, the API domain of {other} (statement {', '.join(hit)})")
     checks.run("each_deploy_role_deploys_its_own_environment_only", problems)
 
     # -- the plan role only reads (and writes its lock file)
@@ -483,6 +525,10 @@ def self_test(state: dict, contract: dict, repository: str | None) -> int:
             s[element] = as_list(s.get(element)) + [value]
         return fn
 
+    def drop_role(st, name):
+        rs = st["values"]["root_module"]["resources"]
+        rs[:] = [r for r in rs if not (r["type"] == "aws_iam_role" and r["values"]["name"] == name)]
+
     def drop(rtype):
         def breaker(st):
             rs = st["values"]["root_module"]["resources"]
@@ -503,6 +549,11 @@ def self_test(state: dict, contract: dict, repository: str | None) -> int:
             "CloudFormationStackAndChangeSets", "Resource", "arn:aws:cloudformation:*:*:stack/encache-*")), "of prod"),
         ("the plan role writing its state", edit_policy("encache-github-plan-dev-read", add("TerraformStateRead", "Action", "s3:PutObject")), "write action s3:PutObject"),
         ("a Cognito statement not pinned to its environment", edit_policy("encache-github-deploy-prod-data-auth", lambda ss: by_sid("CognitoUserPoolOfThisEnvironment")(ss).pop("Condition")), "not pinned"),
+        ("no stage deploy role", lambda st: drop_role(st, "encache-github-deploy-stage"), "no role encache-github-deploy-stage"),
+        ("a KMS key statement not pinned to its environment", edit_policy("encache-github-deploy-prod-data-auth", lambda ss: by_sid("DataKeyOfThisEnvironment")(ss).pop("Condition")), "KMS statement not pinned"),
+        ("an ACM statement not pinned to its environment", edit_policy("encache-github-deploy-stage-api-domain", lambda ss: by_sid("AcmCertificateOfThisEnvironment")(ss).pop("Condition")), "ACM statement not pinned"),
+        ("the stage role on prod's API domain", edit_policy("encache-github-deploy-stage-api-domain", add(
+            "ApiGatewayDomainNameAndMapping", "Resource", "arn:aws:apigateway:*::/domainnames/*")), "the API domain of prod"),
         ("an oversized policy", edit_policy("encache-github-deploy-dev-functions", lambda ss: by_sid("LambdaFunctions")(ss).__setitem__(
             "Resource", [f"arn:aws:lambda:us-east-1:123456789012:function:encache-dev-f{i:04d}" for i in range(200)])), "IAM allows 6144"),
         ("an unencrypted state bucket", drop("aws_s3_bucket_server_side_encryption_configuration"), "no default encryption"),

@@ -11,11 +11,14 @@ other work adds to template.yaml are covered without editing this script:
     terraform.tfvars.example;
   * every stack output devops/ reads (read_from_stack) is a template.yaml Output and is
     listed in contracts/stack-outputs.json (what the post-deploy sync copies);
-  * samconfig.toml's overrides point each SSM parameter at its own env;
+  * samconfig.toml's overrides (dev, stage, prod) point each SSM parameter at its own env;
   * contracts/ownership.yaml gives every resource declared in template.yaml and devops/
     an owning plan whose contract page docs/plans/<plan>.md exists; an unowned resource is
     a gap and fails.
-  * the deployed template is hardened: prod's CORS origins are https only (no
+  * a parameter a function writes at run time (written_by_stack: the rotation's pending
+    password) is not Terraform's, extends a Terraform parameter's name, and only its
+    writer may put or delete it;
+  * the deployed template is hardened: stage's and prod's CORS origins are https only (no
     localhost), no function declares a variable that would bypass SSM for a secret
     (DATABASE_URL, CURSOR_SIGNING_KEY: local env files only), and every SNS topic and SQS
     queue has a resource policy denying requests without TLS (aws:SecureTransport false).
@@ -216,7 +219,7 @@ def run_checks() -> int:
 
     def samconfig_points_each_env_at_its_own_parameters(problems, notes):
         cfg = tomllib.loads((ROOT / "samconfig.toml").read_text())
-        for env in ("dev", "prod"):
+        for env in ("dev", "stage", "prod"):
             deploy = cfg.get(env, {}).get("deploy", {}).get("parameters", {})
             if not deploy:
                 problems.append(f"samconfig.toml has no [{env}.deploy.parameters]")
@@ -260,20 +263,22 @@ def run_checks() -> int:
 
     resources = template.get("Resources") or {}
 
-    def prod_cors_origins_are_https_only(problems, notes):
+    def stage_and_prod_cors_origins_are_https_only(problems, notes):
         import shlex
 
         cfg = tomllib.loads((ROOT / "samconfig.toml").read_text())
-        text = str(cfg.get("prod", {}).get("deploy", {}).get("parameters", {}).get("parameter_overrides", ""))
-        overrides = dict(kv.split("=", 1) for kv in shlex.split(text) if "=" in kv)
-        default = (template_params.get("CorsAllowedOrigins") or {}).get("Default", "")
-        origins = [o.strip() for o in str(overrides.get("CorsAllowedOrigins", default)).split(",")]
-        for o in origins:
-            host = o.removeprefix("https://").split(":")[0].split("/")[0].lower()
-            if not o.startswith("https://") or host in ("", "*", "localhost", "127.0.0.1", "[::1]") or host.endswith(".localhost"):
-                problems.append(f"prod CorsAllowedOrigins has {o!r}: prod allows https origins only, never localhost")
-            elif host.endswith(".invalid"):
-                notes.append(f"prod CorsAllowedOrigins is the placeholder {o}: set the app's origin in samconfig.toml before the first prod deploy")
+        # stage mirrors prod: https origins only.
+        for env in ("stage", "prod"):
+            text = str(cfg.get(env, {}).get("deploy", {}).get("parameters", {}).get("parameter_overrides", ""))
+            overrides = dict(kv.split("=", 1) for kv in shlex.split(text) if "=" in kv)
+            default = (template_params.get("CorsAllowedOrigins") or {}).get("Default", "")
+            origins = [o.strip() for o in str(overrides.get("CorsAllowedOrigins", default)).split(",")]
+            for o in origins:
+                host = o.removeprefix("https://").split(":")[0].split("/")[0].lower()
+                if not o.startswith("https://") or host in ("", "*", "localhost", "127.0.0.1", "[::1]") or host.endswith(".localhost"):
+                    problems.append(f"{env} CorsAllowedOrigins has {o!r}: {env} allows https origins only, never localhost")
+                elif host.endswith(".invalid"):
+                    notes.append(f"{env} CorsAllowedOrigins is the placeholder {o}: set the app's origin in samconfig.toml before the first {env} deploy")
 
     def no_secret_bypass_variables(problems, notes):
         glob = ((template.get("Globals") or {}).get("Function") or {}).get("Environment") or {}
@@ -304,6 +309,45 @@ def run_checks() -> int:
             if not denied:
                 problems.append(f"{rid} ({r['Type']}) has no {ptype} denying aws:SecureTransport false")
 
+    written_by_stack = contract.get("written_by_stack", {}) or {}
+
+    def parameters_the_stack_writes_are_its_own(problems, notes):
+        """A parameter a function writes at run time (written_by_stack) is not Terraform's,
+        extends the name of one Terraform writes (the template names it ${Param}SUFFIX),
+        and only its writer may put or delete it."""
+        param_of = {name[len(dev_prefix):]: pid for pid, name in ssm_reads.items()}
+        for pid, p in template_params.items():
+            d = p.get("Default")
+            if isinstance(d, str) and d.startswith(dev_prefix):
+                param_of.setdefault(d[len(dev_prefix):], pid)
+        text = (ROOT / "template.yaml").read_text()
+        for key, p in written_by_stack.items():
+            if key in written:
+                problems.append(f"{key} is in both written_by_terraform and written_by_stack")
+            base = p.get("next_to")
+            if base not in written or not key.startswith(base):
+                problems.append(f"{key}: next_to {base!r} is not a Terraform parameter its name extends")
+                continue
+            ref = "${" + param_of.get(base, "?") + "}" + key[len(base):]
+            if ref not in text:
+                notes.append(f"template.yaml never names {key} ({ref})")
+            writer = p.get("writer")
+            if (resources.get(writer) or {}).get("Type") != "AWS::Serverless::Function":
+                problems.append(f"{key}: writer {writer!r} is not a function of template.yaml")
+            for rid, r in resources.items():
+                if r.get("Type") != "AWS::Serverless::Function":
+                    continue
+                for pol in (r.get("Properties") or {}).get("Policies") or []:
+                    for st in (pol.get("Statement") if isinstance(pol, dict) else None) or []:
+                        acts = st.get("Action")
+                        acts = acts if isinstance(acts, list) else [acts]
+                        res = st.get("Resource")
+                        res = res if isinstance(res, list) else [res]
+                        names_it = any(isinstance(x, dict) and str(x.get("!Sub", "")).endswith(ref) for x in res)
+                        writes = {"ssm:PutParameter", "ssm:DeleteParameter"} & set(acts)
+                        if names_it and writes and rid != writer:
+                            problems.append(f"{rid} may {sorted(writes)} {key}, which only {writer} writes")
+
     checks.run("contract_file_is_well_formed", contract_is_well_formed)
     checks.run("template_reads_only_parameters_devops_writes", template_reads_only_parameters_devops_writes)
     checks.run("devops_takes_every_parameter_name_from_the_contract", devops_takes_names_from_the_contract)
@@ -311,9 +355,10 @@ def run_checks() -> int:
     checks.run("samconfig_points_each_env_at_its_own_parameters", samconfig_points_each_env_at_its_own_parameters)
     checks.run("every_plan_has_a_contract_page", ownership_plans_have_contract_pages)
     checks.run("every_resource_has_an_owning_plan", every_resource_has_an_owner)
-    checks.run("prod_cors_origins_are_https_only", prod_cors_origins_are_https_only)
+    checks.run("stage_and_prod_cors_origins_are_https_only", stage_and_prod_cors_origins_are_https_only)
     checks.run("no_secret_bypass_variables_in_the_template", no_secret_bypass_variables)
     checks.run("every_topic_and_queue_denies_non_tls", every_topic_and_queue_denies_non_tls)
+    checks.run("parameters_the_stack_writes_are_its_own", parameters_the_stack_writes_are_its_own)
 
     print(f"contracts: {checks.passed} passed, {checks.failed} failed")
     return 1 if checks.failed else 0
@@ -368,12 +413,18 @@ def self_test() -> int:
         t = root / "template.yaml"
         t.write_text(t.read_text().replace("          DB_PASSWORD_PARAMETER: ", '          DATABASE_URL: ""\n          DB_PASSWORD_PARAMETER: ', 1))
 
+    def another_writer_of_the_pending_password(root: Path) -> None:
+        t = root / "template.yaml"
+        t.write_text(t.read_text().replace("              Action: ssm:GetParameters\n", "              Action: [ssm:GetParameters, ssm:PutParameter]\n", 1))
+
     def queue_without_tls_policy(root: Path) -> None:
         add_unowned_resource(root)
 
     cases = [
         ("prod falling back to the localhost CORS default", localhost_in_prod_cors, "prod allows https origins only"),
         ("a secret-bypass variable in the template", bypass_variable_in_template, "declares DATABASE_URL"),
+        ("a second writer of a parameter the stack writes", another_writer_of_the_pending_password,
+         "HealthFunction may ['ssm:PutParameter'] db/app-password-pending"),
         ("a queue without a TLS-only policy", queue_without_tls_policy, "OrphanQueue (AWS::SQS::Queue) has no AWS::SQS::QueuePolicy"),
         ("a template parameter devops/ does not write", break_template_param, "nobody/writes-this"),
         ("an unowned template resource", add_unowned_resource, "gap: template.yaml resource OrphanQueue"),

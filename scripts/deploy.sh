@@ -13,15 +13,17 @@
 #   6. sync             scripts/post-deploy-sync.sh: stack outputs -> /encache/ENV/stack/
 #   7. terraform apply  -var wire_auth_triggers=true: Cognito triggers wired
 #   8. smoke            scripts/smoke.sh: a throwaway user signs up through the wired
-#                       triggers and uses the API, then is deleted with its data
+#                       triggers and uses the API, then is deleted with its data;
+#                       (rehearsal) then the database password rotation, invoked as its
+#                       schedule would, and a fresh connection after it
 #   (rehearsal) 9. rollback drill: scripts/rollback.sh moves every live alias back
 # Every deploy posts started / succeeded / failed at step N / rolled back to the
 # environment's Discord channel (scripts/lib/notify.py; never fails the deploy), and
 # records each function's live version before the stack changes (scripts/rollback.sh).
 #
-#   scripts/deploy.sh dev|prod            a real deploy (AWS_PROFILE / AWS_REGION)
+#   scripts/deploy.sh dev|stage|prod      a real deploy (AWS_PROFILE / AWS_REGION)
 #       ENCACHE_BUILD_ARTIFACT=x.tar.gz ENCACHE_BUILD_SHA256=hex: step 4 deploys that packed .aws-sam/build (CI's), sha256-checked, instead of building
-#   scripts/deploy.sh rehearsal [dev|prod]
+#   scripts/deploy.sh rehearsal [dev|stage|prod]
 #       the same steps, in the same order, on this machine: a moto AWS emulator of its
 #       own, a database of its own in the local PostgreSQL (Terraform's existing-database
 #       variant), the local runtime (encache-local) in place of Lambda + API Gateway, and
@@ -38,12 +40,12 @@ cd "$ENCACHE_ROOT"
 
 target="${1:-}"
 case "$target" in
-  dev | prod) env_name="$target" ;;
+  dev | stage | prod) env_name="$target" ;;
   rehearsal)
     env_name="${2:-dev}"
-    case "$env_name" in dev | prod) ;; *) die "usage: $0 rehearsal [dev|prod]" ;; esac
+    case "$env_name" in dev | stage | prod) ;; *) die "usage: $0 rehearsal [dev|stage|prod]" ;; esac
     ;;
-  *) die "usage: $0 dev|prod  |  $0 rehearsal [dev|prod]" ;;
+  *) die "usage: $0 dev|stage|prod  |  $0 rehearsal [dev|stage|prod]" ;;
 esac
 what="$([ "$target" = rehearsal ] && echo "rehearsal of $env_name" || echo "deploy to $env_name")"
 
@@ -296,6 +298,29 @@ missing = [k for k in need if not given.get(k)]
 if missing:
     sys.exit("TF_VAR_operator_secrets lacks: " + ", ".join(missing))
 PY
+# An environment older than its data key (devops/kms.tf): the apply that moves its
+# SecureStrings onto the key resends every write-only value and generates the generated
+# ones again, so it must bump secrets_version, or SSM's master password would no longer
+# be the database's (docs/operations.md, "Database encryption key").
+"$py" - "/encache/$env_name/db/password" "alias/encache-$env_name-data" <<'PY' \
+  || die "this apply moves the SecureStrings onto the data key: bump secrets_version with it (export TF_VAR_secrets_version=N+1; docs/operations.md, Database encryption key)"
+import os, sys, boto3
+name, alias = sys.argv[1], sys.argv[2]
+found = boto3.client("ssm").describe_parameters(
+    ParameterFilters=[{"Key": "Name", "Option": "Equals", "Values": [name]}])["Parameters"]
+if not found or os.environ.get("TF_VAR_secrets_version"):
+    sys.exit(0)
+key = found[0].get("KeyId", "alias/aws/ssm")
+kms = boto3.client("kms")
+try:
+    data_key = kms.describe_key(KeyId=alias)["KeyMetadata"]
+except kms.exceptions.NotFoundException:
+    data_key = None
+if data_key and key in (alias, data_key["KeyId"], data_key["Arn"]):
+    sys.exit(0)
+print(f"{name} is under {key}, not {alias}")
+sys.exit(1)
+PY
 stack_name="$("$py" -c 'import sys,tomllib; print(tomllib.load(open("samconfig.toml","rb"))[sys.argv[1]]["deploy"]["parameters"]["stack_name"])' "$env_name")" \
   || die "samconfig.toml has no [$env_name.deploy.parameters] stack_name"
 echo "stack $stack_name, region $AWS_REGION"
@@ -468,6 +493,17 @@ PY
 )" || die "the stack has no ApiUrl output"
 if [ "$target" = rehearsal ]; then
   SMOKE_IDENTITY=encache-local scripts/smoke.sh "$env_name" "$api_url"
+  # The scheduled password rotation, as its schedule would run it, while the API is up;
+  # then a database function in a new container (a fresh connection with what SSM holds
+  # now) and the running API both still answer.
+  "$local_cli" invoke DbRotationFunction --event events/db-rotation-schedule.json >"$work/rotation.log" 2>&1 \
+    || { cat "$work/rotation.log" >&2; die "the database password rotation failed (DbRotationFunction)"; }
+  grep -q '"step":"finish"' "$work/rotation.log" || { cat "$work/rotation.log" >&2; die "the rotation did not finish"; }
+  "$local_cli" invoke HealthFunction --event events/health-get.json >"$work/health-after-rotation.log" 2>&1 \
+    && grep -q '"statusCode":200' "$work/health-after-rotation.log" \
+    || { cat "$work/health-after-rotation.log" >&2; die "a new connection after the rotation failed (HealthFunction)"; }
+  curl -sf "$api_url/v1/health" >/dev/null || die "the API's health route failed after the rotation"
+  echo "rotation: the login role's password rotated; a new connection and the API still answer"
 else
   scripts/smoke.sh "$env_name" "$api_url"
 fi

@@ -4,7 +4,7 @@
 # the last deploy (scripts/deploy.sh records them in SSM /encache/ENV/deploy/), in seconds,
 # without a build or a CloudFormation update. Then it notifies Discord.
 #
-#   scripts/rollback.sh dev|prod [--dry-run] [--function LOGICAL_ID]...
+#   scripts/rollback.sh dev|stage|prod [--dry-run] [--function LOGICAL_ID]...
 #
 # What it does not do (docs/operations.md, "Rolling back"):
 #   - a deploy still running: cancel it (`aws cloudformation cancel-update-stack`); the
@@ -23,7 +23,7 @@ source "$(dirname "$0")/lib/infra.sh"
 cd "$ENCACHE_ROOT"
 
 env_name="${1:-}"
-case "$env_name" in dev | prod) shift ;; *) die "usage: $0 dev|prod [--dry-run] [--function LOGICAL_ID]..." ;; esac
+case "$env_name" in dev | stage | prod) shift ;; *) die "usage: $0 dev|stage|prod [--dry-run] [--function LOGICAL_ID]..." ;; esac
 sam_env
 py="$ENCACHE_INFRA_VENVS/sam/bin/python" # has boto3
 export AWS_REGION="${AWS_REGION:-us-east-1}"

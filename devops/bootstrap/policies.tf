@@ -287,6 +287,68 @@ data "aws_iam_policy_document" "deploy_data_auth" {
     actions   = ["ssm:DescribeParameters"]
     resources = ["*"]
   }
+  # devops/kms.tf: the environment's data key (alias/encache-ENV-data). Key ids are
+  # random: its Environment tag (devops/ default_tags) scopes it, set when it is created.
+  statement {
+    sid       = "KmsCreateKeyHasNoResource"
+    actions   = ["kms:CreateKey"]
+    resources = ["*"]
+    condition {
+      test     = "StringEquals"
+      variable = "aws:RequestTag/Environment"
+      values   = [each.key]
+    }
+  }
+  statement {
+    # Tags given to CreateKey need TagResource on every key (the new one has no ARN yet);
+    # never on another environment's key (IfExists: a key being created has no tag yet).
+    sid       = "DataKeyTagsOnCreate"
+    actions   = ["kms:TagResource"]
+    resources = [local.any_key]
+    condition {
+      test     = "StringEquals"
+      variable = "aws:RequestTag/Environment"
+      values   = [each.key]
+    }
+    condition {
+      test     = "StringEqualsIfExists"
+      variable = "aws:ResourceTag/Environment"
+      values   = [each.key]
+    }
+  }
+  statement {
+    sid = "DataKeyOfThisEnvironment"
+    actions = [
+      "kms:CreateAlias",
+      "kms:DeleteAlias",
+      "kms:DescribeKey",
+      "kms:EnableKeyRotation",
+      "kms:GetKeyPolicy",
+      "kms:GetKeyRotationStatus",
+      "kms:ListResourceTags",
+      "kms:PutKeyPolicy",
+      "kms:ScheduleKeyDeletion",
+      "kms:TagResource",
+      "kms:UntagResource",
+      "kms:UpdateKeyDescription",
+    ]
+    resources = [local.any_key]
+    condition {
+      test     = "StringEquals"
+      variable = "aws:ResourceTag/Environment"
+      values   = [each.key]
+    }
+  }
+  statement {
+    sid       = "DataKeyAliasOfThisEnvironment"
+    actions   = ["kms:CreateAlias", "kms:DeleteAlias"]
+    resources = ["arn:${local.p}:kms:${local.r}:${local.a}:alias/encache-${each.key}-*"]
+  }
+  statement {
+    sid       = "KmsListAliasesHasNoResource"
+    actions   = ["kms:ListAliases"]
+    resources = ["*"]
+  }
   statement {
     sid       = "GetRandomPasswordHasNoResource"
     actions   = ["secretsmanager:GetRandomPassword"]
@@ -509,6 +571,22 @@ data "aws_iam_policy_document" "deploy_stack" {
       "budgets:ViewBudget",
     ]
     resources = [local.env[each.key].budgets]
+  }
+  statement {
+    # template.yaml's table under the data key: DynamoDB creates its grant as the caller.
+    sid       = "DataKeyForTheStacksTable"
+    actions   = ["kms:CreateGrant", "kms:Decrypt", "kms:DescribeKey", "kms:GenerateDataKey"]
+    resources = [local.any_key]
+    condition {
+      test     = "StringEquals"
+      variable = "aws:ResourceTag/Environment"
+      values   = [each.key]
+    }
+    condition {
+      test     = "StringEquals"
+      variable = "kms:ViaService"
+      values   = ["dynamodb.${local.r}.amazonaws.com"]
+    }
   }
   statement {
     sid       = "BudgetBillingView"
@@ -778,6 +856,21 @@ data "aws_iam_policy_document" "plan" {
       variable = "kms:ViaService"
       values   = ["ssm.${local.r}.amazonaws.com"]
     }
+  }
+  statement {
+    sid       = "DataKeyRead"
+    actions   = ["kms:DescribeKey", "kms:GetKeyPolicy", "kms:GetKeyRotationStatus", "kms:ListResourceTags"]
+    resources = [local.any_key]
+    condition {
+      test     = "StringEquals"
+      variable = "aws:ResourceTag/Environment"
+      values   = [var.plan_environment]
+    }
+  }
+  statement {
+    sid       = "KmsListAliasesHasNoResource"
+    actions   = ["kms:ListAliases"]
+    resources = ["*"]
   }
   statement {
     sid       = "AlarmsRead"

@@ -22,11 +22,29 @@ variable "github_repository" {
 variable "environments" {
   description = "Environments that get a deploy role (encache-github-deploy-ENV) and a state key (encache/ENV/terraform.tfstate)."
   type        = list(string)
-  default     = ["dev", "prod"]
+  default     = ["dev", "stage", "prod"]
 
   validation {
     condition     = length(var.environments) > 0 && alltrue([for e in var.environments : can(regex("^[a-z][a-z0-9]{1,15}$", e))])
-    error_message = "environments: lower-case names such as dev and prod."
+    error_message = "environments: lower-case names such as dev, stage and prod."
+  }
+}
+
+variable "api_domains" {
+  description = "Per environment whose stack sets ApiDomainName/ApiHostedZoneId (samconfig.toml): the domain and its Route 53 public hosted zone. Its deploy role gets exactly what CloudFormation needs for the certificate, the API domain and their records (api_domain.tf); environments not listed get none of it."
+  type = map(object({
+    domain_name    = string
+    hosted_zone_id = string
+  }))
+  default = {}
+
+  validation {
+    condition     = alltrue([for e in keys(var.api_domains) : contains(var.environments, e)])
+    error_message = "api_domains: every key must be one of environments."
+  }
+  validation {
+    condition     = alltrue([for d in values(var.api_domains) : can(regex("^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\\.)+[a-z]{2,63}$", d.domain_name)) && can(regex("^Z[A-Z0-9]{1,31}$", d.hosted_zone_id))])
+    error_message = "api_domains: domain_name a lower-case DNS name such as api.example.com (no wildcard), hosted_zone_id a Route 53 zone id such as Z0123456789ABCDEFGHIJ."
   }
 }
 

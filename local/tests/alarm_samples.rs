@@ -55,11 +55,12 @@ async fn every_alarm_sample_reaches_the_fake_discord_through_encache_local_invok
         .send()
         .await
         .expect("storing the webhook URL");
+    let env_name = unique("alarms").replace('-', "");
     let dir = scratch();
     std::fs::write(
         dir.join("sam-env.local.json"),
         json!({
-            "Parameters": {"Env": unique("alarms").replace('-', "")},
+            "Parameters": {"Env": env_name, "DataKeyArn": format!("alias/encache-{env_name}-data")},
             "CostAlertFunction": {"DISCORD_WEBHOOK_PARAMETER": parameter}
         })
         .to_string(),

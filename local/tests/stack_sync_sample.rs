@@ -141,7 +141,9 @@ async fn the_sample_event_syncs_the_local_stack_outputs_into_ssm() {
     let dir = scratch();
     std::fs::write(
         dir.join("sam-env.local.json"),
-        json!({"Parameters": {"Env": env_name}}).to_string(),
+        // The data key the local stack creates (provision) under the name the env file gives.
+        json!({"Parameters": {"Env": env_name, "DataKeyArn": format!("alias/encache-{env_name}-data")}})
+            .to_string(),
     )
     .expect("env file");
     std::fs::write(

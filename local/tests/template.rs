@@ -249,3 +249,92 @@ fn referenced_ids_follow_ref_getatt_and_sub() {
     let ids: Vec<String> = referenced_ids(&v).into_iter().collect();
     assert_eq!(ids, ["A", "B", "C", "D", "E"]);
 }
+
+/// template.yaml's optional custom API domain: conditioned resources the local stack does
+/// not run, a deploy-time `Rules` section, and an `ApiUrl` chosen with `Fn::If`.
+const WITH_API_DOMAIN: &str = r#"
+Parameters:
+  ApiDomainName: {Type: String, Default: ""}
+  ApiHostedZoneId: {Type: String, Default: ""}
+Rules:
+  ApiDomainNeedsItsHostedZone:
+    Assertions:
+      - Assert: !Or
+          - !And [!Equals [!Ref ApiDomainName, ""], !Equals [!Ref ApiHostedZoneId, ""]]
+          - !And [!Not [!Equals [!Ref ApiDomainName, ""]], !Not [!Equals [!Ref ApiHostedZoneId, ""]]]
+Conditions:
+  HasApiDomain: !Not [!Equals [!Ref ApiDomainName, ""]]
+Resources:
+  Api:
+    Type: AWS::Serverless::HttpApi
+    Properties:
+      DisableExecuteApiEndpoint: !If [HasApiDomain, true, false]
+  ApiCertificate:
+    Type: AWS::CertificateManager::Certificate
+    Condition: HasApiDomain
+    Properties: {DomainName: !Ref ApiDomainName, ValidationMethod: DNS}
+  ApiDomain:
+    Type: AWS::ApiGatewayV2::DomainName
+    Condition: HasApiDomain
+    Properties: {DomainName: !Ref ApiDomainName}
+  ApiDomainMapping:
+    Type: AWS::ApiGatewayV2::ApiMapping
+    Condition: HasApiDomain
+    Properties: {ApiId: !Ref Api, DomainName: !Ref ApiDomain, Stage: !Ref ApiApiGatewayDefaultStage}
+Outputs:
+  ApiUrl:
+    Value: !If
+      - HasApiDomain
+      - !Sub https://${ApiDomainName}
+      - !Sub https://${Api}.execute-api.${AWS::Region}.${AWS::URLSuffix}
+  DomainOnly:
+    Condition: HasApiDomain
+    Value: !Ref ApiDomainName
+"#;
+
+#[test]
+fn the_api_url_stays_local_with_or_without_a_custom_domain() {
+    let dir = std::env::temp_dir().join(format!("encache-domain-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(&dir).expect("scratch");
+    std::fs::write(dir.join("template.yaml"), WITH_API_DOMAIN).expect("template");
+    for domain in ["", "api.example.com"] {
+        // given the template with the domain unset, then set
+        let mut stack = Stack::load(Config::for_root(&dir, dir.clone())).expect("loads");
+        stack
+            .parameters
+            .insert("ApiDomainName".into(), domain.into());
+        stack.parameters.insert(
+            "ApiHostedZoneId".into(),
+            if domain.is_empty() { "" } else { "Z1" }.into(),
+        );
+
+        // when
+        let resolver = stack.resolver();
+        let outputs = local_outputs(&stack, "http://127.0.0.1:3000").expect("resolves");
+
+        // then the condition and Fn::If follow the parameter, and the API's URL is the
+        // local gateway's either way (the custom domain exists only in AWS)
+        assert_eq!(
+            resolver.condition("HasApiDomain").expect("condition"),
+            !domain.is_empty()
+        );
+        let disabled = resolver
+            .resolve(&yaml("!If [HasApiDomain, true, false]"))
+            .expect("Fn::If");
+        assert_eq!(
+            disabled,
+            serde_json::json!(!domain.is_empty()),
+            "{domain:?}"
+        );
+        assert_eq!(
+            outputs.values["ApiUrl"].0, "http://127.0.0.1:3000",
+            "{domain:?}"
+        );
+        assert_eq!(
+            outputs.values.contains_key("DomainOnly"),
+            !domain.is_empty(),
+            "{domain:?}"
+        );
+        assert!(outputs.skipped.is_empty(), "{:?}", outputs.skipped);
+    }
+}

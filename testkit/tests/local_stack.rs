@@ -89,6 +89,8 @@ impl LocalStack {
                 "AutoConfirmUsers": "true",
                 "AutoVerifyEmail": "true",
                 "CURSOR_SIGNING_KEY": uuid::Uuid::new_v4().simple().to_string().repeat(2),
+                // The data key: an alias of this test's own, created in the emulator.
+                "DataKeyArn": format!("alias/encache-{env_name}-data"),
         });
         for (k, v) in encache_local::commands::setup::database_parameters(&db.url) {
             parameters[k] = json!(v);
@@ -339,6 +341,32 @@ async fn an_upload_put_to_its_presigned_url_becomes_a_ready_memory_with_no_manua
         );
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
+
+    // and the object is encrypted as in a deploy: SSE-KMS under the data key, bucket key on
+    let object_key = upload_url
+        .split_once(&format!("/{}/", local.bucket))
+        .and_then(|(_, rest)| rest.split('?').next())
+        .expect("the object key in the upload URL");
+    let sdk = encache_shared::aws::sdk_config().await;
+    let head = encache_shared::aws::s3_client(&sdk)
+        .head_object()
+        .bucket(&local.bucket)
+        .key(object_key)
+        .send()
+        .await
+        .expect("HeadObject of the uploaded object");
+    assert_eq!(
+        head.server_side_encryption().map(|e| e.as_str()),
+        Some("aws:kms"),
+        "{head:?}"
+    );
+    let data_key = local
+        .stack
+        .parameters
+        .get("DataKeyArn")
+        .expect("DataKeyArn");
+    assert_eq!(head.ssekms_key_id(), Some(data_key.as_str()), "{head:?}");
+    assert_eq!(head.bucket_key_enabled(), Some(true), "{head:?}");
 
     // and its detail has a download URL that serves the bytes
     let (status, detail) = local

@@ -1,5 +1,6 @@
 //! `encache-local provision`: what the template declares and the functions use, created
-//! in the AWS emulator as a deploy creates it: buckets with their notifications (to queues
+//! in the AWS emulator as a deploy creates it: the data key (a local alias's key, when
+//! missing), buckets with their notifications (to queues
 //! the local runtime polls), DynamoDB tables, SSM parameters with their local values, the template's custom
 //! resources (the database migrations), and the stack itself carrying the template's
 //! `Outputs`, for the post-deploy sync. Every step is idempotent: the emulator forgets
@@ -14,6 +15,7 @@ use crate::emulators::cloudformation::{custom_resources, stand_in};
 use crate::emulators::codedeploy;
 use crate::emulators::dynamodb;
 use crate::emulators::event_sources::{eventbridge, s3};
+use crate::emulators::kms;
 use crate::env;
 use crate::stack::Stack;
 
@@ -32,6 +34,9 @@ pub struct ProvisionArgs {
 
 pub async fn run(stack: &Stack, args: &ProvisionArgs) -> anyhow::Result<ExitCode> {
     let sdk = encache_shared::aws::sdk_config().await;
+    if let Some(key) = kms::provision(stack, &sdk).await? {
+        eprintln!("==> data key {key}");
+    }
     let subs = s3::provision(stack, &sdk).await?;
     let tables = dynamodb::provision(stack, &sdk).await?;
     // A deploy's parameters were written by Terraform; the local ones come from the env file.
@@ -108,6 +113,7 @@ pub async fn ssm_parameters(stack: &Stack, sdk: &aws_config::SdkConfig) -> anyho
     }
     // Secrets the functions read by name (`*_PARAMETER` variables): a random local value
     // when the emulator has none, so no secret is ever written in a file.
+    let data_key = kms::provision(stack, sdk).await?;
     let resolver = stack.resolver();
     let mut names = std::collections::BTreeSet::new();
     for f in stack.template.functions.values() {
@@ -127,6 +133,8 @@ pub async fn ssm_parameters(stack: &Stack, sdk: &aws_config::SdkConfig) -> anyho
             .name(&name)
             .value(uuid::Uuid::new_v4().simple().to_string())
             .r#type(aws_sdk_ssm::types::ParameterType::SecureString)
+            // Under the data key, as Terraform writes them (devops/parameters.tf).
+            .set_key_id(data_key.clone())
             .send()
             .await
             .with_context(|| format!("writing the local secret {name}"))?;

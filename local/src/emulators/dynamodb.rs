@@ -1,12 +1,12 @@
 //! DynamoDB tables: every `AWS::DynamoDB::Table` of the template created in the emulator
 //! as CloudFormation would create it (its name, key schema, attribute definitions, on
-//! demand, and its TTL attribute), so a function reads and writes the table its
-//! `!Ref` names. Idempotent: a table that exists is kept.
+//! demand, its server-side encryption (the data key) and its TTL attribute), so a function
+//! reads and writes the table its `!Ref` names. Idempotent: a table that exists is kept.
 
 use anyhow::Context;
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
-    TimeToLiveSpecification,
+    SseSpecification, SseType, TimeToLiveSpecification,
 };
 use serde_yaml::Value;
 
@@ -17,6 +17,8 @@ use crate::template::Resolver;
 pub async fn provision(stack: &Stack, sdk: &aws_config::SdkConfig) -> anyhow::Result<Vec<String>> {
     let client = aws_sdk_dynamodb::Client::new(sdk);
     let resolver = stack.resolver();
+    // A table under the data key needs the key first.
+    crate::emulators::kms::provision(stack, sdk).await?;
     let mut names = Vec::new();
     for (id, res) in &stack.template.resources {
         if res.kind != "AWS::DynamoDB::Table" {
@@ -82,6 +84,16 @@ async fn create_table(
                 .attribute_name(attribute)
                 .key_type(KeyType::from(kind.as_str()))
                 .build()?,
+        );
+    }
+    if let Some(sse) = props.get("SSESpecification") {
+        let text = |k: &str| sse.get(k).map(|v| resolver.string(v)).transpose();
+        create = create.sse_specification(
+            SseSpecification::builder()
+                .set_enabled(sse.get("SSEEnabled").and_then(Value::as_bool))
+                .set_sse_type(text("SSEType")?.map(|t| SseType::from(t.as_str())))
+                .set_kms_master_key_id(text("KMSMasterKeyId")?)
+                .build(),
         );
     }
     match create.send().await {

@@ -13,6 +13,7 @@ pub mod cognito;
 pub mod dynamodb;
 pub mod event_sources;
 pub mod gateway;
+pub mod kms;
 pub mod runtime;
 
 use std::sync::Arc;

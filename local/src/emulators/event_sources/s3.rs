@@ -10,13 +10,15 @@ use anyhow::Context;
 use aws_lambda_events::s3::S3Event;
 use aws_sdk_s3::types::{
     Event, FilterRule, FilterRuleName, NotificationConfiguration, NotificationConfigurationFilter,
-    QueueConfiguration, S3KeyFilter,
+    QueueConfiguration, S3KeyFilter, ServerSideEncryption, ServerSideEncryptionByDefault,
+    ServerSideEncryptionConfiguration, ServerSideEncryptionRule,
 };
 use axum::body::Bytes;
 
+use crate::emulators::kms;
 use crate::emulators::runtime::Runtime;
 use crate::stack::Stack;
-use crate::template::EventKind;
+use crate::template::{EventKind, Resolver};
 
 /// Lambda's asynchronous invocation: the first attempt plus two retries.
 const MAX_ATTEMPTS: i32 = 3;
@@ -85,10 +87,16 @@ pub async fn provision(
     let s3 = encache_shared::aws::s3_client(sdk);
     let sqs = aws_sdk_sqs::Client::new(sdk);
     let resolver = stack.resolver();
-    // Every bucket the template declares exists locally, subscribed or not.
+    // Every bucket the template declares exists locally, subscribed or not, with its
+    // default encryption (the data key: it exists first).
+    kms::provision(stack, sdk).await?;
     for (id, res) in &stack.template.resources {
         if res.kind == "AWS::S3::Bucket" {
-            create_bucket(&s3, &resolver.physical_name(id)?).await?;
+            let name = resolver.physical_name(id)?;
+            create_bucket(&s3, &name).await?;
+            set_default_encryption(&s3, &resolver, &name, &res.properties)
+                .await
+                .with_context(|| format!("the default encryption of bucket {id} ({name})"))?;
         }
     }
     let subs = subscriptions(stack)?;
@@ -162,6 +170,56 @@ async fn create_bucket(s3: &aws_sdk_s3::Client, name: &str) -> anyhow::Result<()
             }
         }
     }
+}
+
+/// The bucket's `BucketEncryption` as CloudFormation sets it (its one default rule: the
+/// algorithm, the KMS key and the bucket key), so objects put locally are encrypted as
+/// they are in a deploy; none declared, none set.
+async fn set_default_encryption(
+    s3: &aws_sdk_s3::Client,
+    resolver: &Resolver<'_>,
+    bucket: &str,
+    props: &serde_yaml::Mapping,
+) -> anyhow::Result<()> {
+    let Some(rules) = props
+        .get("BucketEncryption")
+        .and_then(|e| e.get("ServerSideEncryptionConfiguration"))
+        .and_then(serde_yaml::Value::as_sequence)
+    else {
+        return Ok(());
+    };
+    let mut config = ServerSideEncryptionConfiguration::builder();
+    for rule in rules {
+        let default = rule
+            .get("ServerSideEncryptionByDefault")
+            .context("a rule without ServerSideEncryptionByDefault")?;
+        let algorithm = default
+            .get("SSEAlgorithm")
+            .context("ServerSideEncryptionByDefault without SSEAlgorithm")?;
+        let key = default
+            .get("KMSMasterKeyID")
+            .map(|k| resolver.string(k))
+            .transpose()?;
+        config = config.rules(
+            ServerSideEncryptionRule::builder()
+                .apply_server_side_encryption_by_default(
+                    ServerSideEncryptionByDefault::builder()
+                        .sse_algorithm(ServerSideEncryption::from(
+                            resolver.string(algorithm)?.as_str(),
+                        ))
+                        .set_kms_master_key_id(key)
+                        .build()?,
+                )
+                .set_bucket_key_enabled(rule.get("BucketKeyEnabled").and_then(|b| b.as_bool()))
+                .build(),
+        );
+    }
+    s3.put_bucket_encryption()
+        .bucket(bucket)
+        .server_side_encryption_configuration(config.build()?)
+        .send()
+        .await?;
+    Ok(())
 }
 
 /// Provisions the template's buckets and notifications and starts one poller per subscription.
