@@ -10,16 +10,23 @@
 set -uo pipefail
 # shellcheck source=lib/common.sh
 source "$(dirname "$0")/lib/common.sh"
-cd "$ENCACHE_ROOT"
+cd "$ENCACHE_ROOT" || exit 1
 use_shared_target_dir
 
 started=$SECONDS
 results=()
 failed=0
 
+# ENCACHE_TEST_STEPS=name,name: only those steps (the names the summary prints), e.g.
+# ENCACHE_TEST_STEPS=fmt,clippy scripts/test.sh for a quick rerun of what failed.
+only_steps="${ENCACHE_TEST_STEPS:-}"
+
 # step NAME COMMAND...: runs one check, records its outcome and time, never exits.
 step() {
   local name="$1"; shift
+  if [ -n "$only_steps" ] && [[ ",$only_steps," != *",$name,"* ]]; then
+    return 0
+  fi
   local t0=$SECONDS
   printf '\n==> [%s] %s\n' "$name" "$*"
   if "$@"; then
@@ -32,6 +39,7 @@ step() {
 
 summary() {
   printf '\n==> summary (%ss in all, target dir %s)\n' "$((SECONDS - started))" "$CARGO_TARGET_DIR"
+  [ -n "$only_steps" ] && printf '    only ENCACHE_TEST_STEPS=%s\n' "$only_steps"
   printf '    %s\n' "${results[@]}"
 }
 
@@ -94,6 +102,17 @@ if [ "${ENCACHE_SAM_BUILD:-0}" = 1 ]; then
 fi
 
 summary
+# A name that matched no step is a typo, not a pass.
+if [ -n "$only_steps" ]; then
+  IFS=, read -ra wanted <<<"$only_steps"
+  for w in "${wanted[@]}"; do
+    # A here-string, not a pipe: grep -q's early exit would fail the pipe (pipefail).
+    if ! grep -Eq "^(PASS|FAIL)  $w \(" <<<"$(printf '%s\n' "${results[@]}")"; then
+      echo "error: ENCACHE_TEST_STEPS names $w, which is no step of scripts/test.sh" >&2
+      failed=$((failed + 1))
+    fi
+  done
+fi
 if [ "$failed" -ne 0 ]; then
   echo "$failed check(s) failed" >&2
   exit 1

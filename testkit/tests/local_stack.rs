@@ -526,3 +526,46 @@ async fn hostile_input_through_the_real_stack_is_a_json_4xx_and_never_poisons_th
     );
     local.stop().await;
 }
+
+/// The README's test command run beside a live local stack (sharing its dev services)
+/// leaves them running: it stops only services it started itself. One quick step stands
+/// in for the whole run (`ENCACHE_TEST_STEPS`); the start and the cleanup are the same.
+#[tokio::test]
+async fn the_test_command_beside_a_running_stack_leaves_its_database_and_emulator_up() {
+    let local = LocalStack::start().await;
+    let (status, before) = local.get("/v1/health", None).await;
+    assert_eq!(status, 200, "{before}");
+
+    let out = tokio::process::Command::new("bash")
+        .arg(repo_root().join("scripts/test.sh"))
+        .env("ENCACHE_TEST_STEPS", "moto-recording")
+        .output()
+        .await
+        .expect("running scripts/test.sh");
+    let log = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "scripts/test.sh failed:\n{log}");
+    assert!(log.contains("PASS  moto-recording"), "{log}");
+
+    // After the script's cleanup ran: the stack still answers through its database.
+    let (status, after) = local.get("/v1/health", None).await;
+    assert_eq!(
+        status, 200,
+        "the stack stopped answering after scripts/test.sh: {after}\n{log}"
+    );
+    let status = tokio::process::Command::new("bash")
+        .arg(repo_root().join("scripts/dev-services.sh"))
+        .arg("status")
+        .output()
+        .await
+        .expect("dev-services.sh status");
+    let status = String::from_utf8_lossy(&status.stdout).into_owned();
+    assert!(
+        status.contains("postgres: running") && status.contains("moto: running"),
+        "{status}"
+    );
+    local.stop().await;
+}
