@@ -100,6 +100,37 @@ fn cognito(mut event: Value, source: &str) -> Result<Value, Error> {
         event["response"] =
             json!({"autoConfirmUser": true, "autoVerifyEmail": true, "autoVerifyPhone": false});
     }
+    if source.starts_with("TokenGeneration") {
+        // Adds, overrides and suppresses claims, adds a scope, replaces the groups; a user
+        // named "reserved..." asks to override `sub`, which Cognito refuses.
+        let email = event
+            .pointer("/request/userAttributes/email")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        let mut id_claims = json!({
+            "fixture:added": "id",
+            "fixture:object": {"tier": 2, "tags": ["a", "b"]},
+            "email": format!("override.{email}"),
+            "fixture:metadata": event.pointer("/request/clientMetadata/note").cloned(),
+            "fixture:groups_in": event.pointer("/request/groupConfiguration/groupsToOverride").cloned(),
+            "fixture:scopes_in": event.pointer("/request/scopes").cloned(),
+            "fixture:source": event["triggerSource"].clone(),
+        });
+        if email.starts_with("reserved") {
+            id_claims["sub"] = json!("someone-else");
+        }
+        let mut groups = event["request"]["groupConfiguration"].clone();
+        groups["groupsToOverride"] = json!(["fixture-group"]);
+        event["response"] = json!({"claimsAndScopeOverrideDetails": {
+            "idTokenGeneration": {"claimsToAddOrOverride": id_claims,
+                                  "claimsToSuppress": ["email_verified"]},
+            "accessTokenGeneration": {"claimsToAddOrOverride": {"fixture:added": "access"},
+                                      "claimsToSuppress": [],
+                                      "scopesToAdd": ["fixture/read"],
+                                      "scopesToSuppress": []},
+            "groupOverrideDetails": groups,
+        }});
+    }
     Ok(event)
 }
 

@@ -1,8 +1,8 @@
 //! Cognito, as a local run needs it: the emulator's user pool, with sign-up and sign-in
 //! behaving as Cognito's. The pre-sign-up trigger may reject a sign-up (and then nothing is
 //! created), the user is created and confirmed in the emulated pool, and post-confirmation
-//! runs; a sign-in runs pre-token-generation. The emulator stores triggers but never calls
-//! them; this does.
+//! runs; a sign-in runs pre-token-generation and gets tokens carrying its claims. The
+//! emulator stores triggers but never calls them; this does.
 //!
 //! Which function is which trigger comes from the user pool's `LambdaConfig`, as Terraform
 //! wired it (each ARN maps back to the stack's function with that ARN), so a wiring mistake
@@ -10,9 +10,11 @@
 //! those) uses the template's trigger functions; a deployed stack's pool must be wired.
 //!
 //! This module is the pool and its users; [`triggers`] finds the functions wired to the
-//! pool, [`sign_up`] runs a sign-up through them, [`sign_in`] issues a token after the
-//! pre-token-generation trigger.
+//! pool, [`sign_up`] runs a sign-up through them, [`sign_in`] runs a sign-in through the
+//! pre-token-generation trigger and [`issuer`] issues its tokens as Cognito would, with the
+//! trigger's claims.
 
+pub mod issuer;
 pub mod sign_in;
 pub mod sign_up;
 pub mod triggers;
@@ -23,7 +25,8 @@ use axum::body::Bytes;
 use crate::emulators::runtime::{InvokeError, Runtime};
 use crate::stack::Stack;
 
-pub use sign_in::{token, token_checked};
+pub use issuer::{Issuer, Tokens};
+pub use sign_in::{token, token_checked, tokens};
 pub use sign_up::{create, create_checked};
 pub use triggers::{Triggers, wired_triggers};
 

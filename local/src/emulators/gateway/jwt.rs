@@ -55,6 +55,9 @@ pub struct JwtAuthorizer {
     pub settings: JwtSettings,
     http: reqwest::Client,
     keys: Mutex<KeyCache>,
+    /// Keys known besides the JWKS: the local issuer's (`encache-local user token`), which
+    /// signs for the same Cognito issuer string as the emulator.
+    local_keys: HashMap<String, DecodingKey>,
 }
 
 #[derive(Default)]
@@ -72,7 +75,14 @@ impl JwtAuthorizer {
                 .build()
                 .expect("a plain reqwest client builds"),
             keys: Mutex::new(KeyCache::default()),
+            local_keys: HashMap::new(),
         }
+    }
+
+    /// Also accepts tokens signed by `key` (by `kid`); every other rule is unchanged.
+    pub fn with_local_key(mut self, kid: String, key: DecodingKey) -> Self {
+        self.local_keys.insert(kid, key);
+        self
     }
 
     /// Checks the identity source (the `Authorization` header value).
@@ -138,6 +148,9 @@ impl JwtAuthorizer {
     }
 
     async fn key(&self, kid: &str) -> Result<DecodingKey, Rejected> {
+        if let Some(key) = self.local_keys.get(kid) {
+            return Ok(key.clone());
+        }
         let mut cache = self.keys.lock().await;
         let stale = cache.fetched_at.is_none_or(|t| t.elapsed() > JWKS_TTL);
         let may_refetch = cache.fetched_at.is_none_or(|t| t.elapsed() > REFETCH_AFTER);

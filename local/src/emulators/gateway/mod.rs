@@ -31,6 +31,7 @@ pub use payload::map_response;
 use payload::{build_event, header, message};
 pub use routes::Route;
 
+use super::cognito;
 use super::runtime::Runtime;
 use crate::stack::Stack;
 use crate::template::{Authorizer, EventKind};
@@ -76,14 +77,21 @@ impl Gateway {
                     .jwks_url
                     .clone()
                     .unwrap_or_else(|| default_jwks_url(&issuer, stack.config.endpoint.as_deref()));
-                authorizers.insert(
-                    (api.logical_id.clone(), name.clone()),
-                    Arc::new(JwtAuthorizer::new(JwtSettings {
-                        issuer,
-                        audience,
-                        jwks_url,
-                    })),
-                );
+                // A Cognito issuer against the emulator: the local issuer signs its tokens too.
+                let local_issuer =
+                    stack.config.endpoint.is_some() && issuer.starts_with("https://cognito-idp.");
+                let mut authorizer = JwtAuthorizer::new(JwtSettings {
+                    issuer,
+                    audience,
+                    jwks_url,
+                });
+                if local_issuer {
+                    let (kid, key) = cognito::Issuer::for_stack(stack)
+                        .and_then(|i| i.decoding_key())
+                        .with_context(|| format!("{what}: the local token issuer's key"))?;
+                    authorizer = authorizer.with_local_key(kid, key);
+                }
+                authorizers.insert((api.logical_id.clone(), name.clone()), Arc::new(authorizer));
             }
         }
         let first_api = template.http_apis.keys().next().cloned();
