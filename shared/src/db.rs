@@ -205,19 +205,18 @@ struct Deferred {
     password_parameter: String,
     pending_password_parameter: Option<String>,
     root: RootCert,
-    secrets: Option<crate::aws::SecretCache>,
+    /// The function's cache, or without one the database's own (its SSM client built on
+    /// the first read), kept: a first attempt cut off by its time bound after the SSM
+    /// read does not read the password again.
+    secrets: crate::aws::SecretCache,
     /// The password the pool's connect options carry (the one to skip once refused).
     in_use: std::sync::Mutex<Option<Secret<String>>>,
-    /// Without the function's cache, one of the database's own, made on first use and
-    /// kept: a first attempt cut off by its time bound after the SSM read does not read
-    /// the password again.
-    own_secrets: tokio::sync::OnceCell<crate::aws::SecretCache>,
 }
 
 impl Database {
     /// Reads the settings; no I/O. A function that reads other secrets passes its
     /// `SecretCache` (one SSM client and cache per container); the others pass `None` and
-    /// the SDK is loaded only if the password has to come from SSM.
+    /// an SSM client is built only if the password has to come from SSM.
     pub fn from_env(
         env: &Env<'_>,
         secrets: Option<&crate::aws::SecretCache>,
@@ -246,9 +245,10 @@ impl Database {
                     password_parameter,
                     pending_password_parameter,
                     root: RootCert::from_env(env),
-                    secrets: secrets.cloned(),
+                    secrets: secrets
+                        .cloned()
+                        .unwrap_or_else(crate::aws::SecretCache::lazy),
                     in_use: std::sync::Mutex::new(None),
-                    own_secrets: tokio::sync::OnceCell::new(),
                 }),
             }),
         }
@@ -355,23 +355,9 @@ impl Database {
 }
 
 impl Deferred {
-    async fn secrets(&self) -> &crate::aws::SecretCache {
-        match &self.secrets {
-            Some(secrets) => secrets,
-            None => {
-                self.own_secrets
-                    .get_or_init(|| async {
-                        crate::aws::SecretCache::from_sdk(&crate::aws::sdk_config().await)
-                    })
-                    .await
-            }
-        }
-    }
-
     /// The current password (SSM, cached per container).
     async fn current(&self) -> Result<Secret<String>, sqlx::Error> {
-        self.secrets()
-            .await
+        self.secrets
             .get(&self.password_parameter)
             .await
             .map_err(|e| unavailable(&e))
@@ -391,8 +377,7 @@ impl Deferred {
         let mut names = vec![self.password_parameter.as_str()];
         names.extend(self.pending_password_parameter.as_deref());
         let found = self
-            .secrets()
-            .await
+            .secrets
             .reread(&names)
             .await
             .map_err(|e| unavailable(&e))?;

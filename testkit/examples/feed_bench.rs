@@ -194,7 +194,7 @@ async fn run(a: &Args, url: &str) -> Result<()> {
     let signer = CursorSigner::new(&Secret::new(CURSOR_KEY.into()))?;
     let deps = Deps {
         db: pool.clone().into(),
-        s3: s3_client(&sdk_config().await),
+        s3: s3_client(&sdk_config().await).into(),
         cursors: signer.clone().into(),
         settings: Settings {
             bucket: "bench".into(),

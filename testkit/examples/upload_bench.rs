@@ -129,7 +129,7 @@ async fn completion_throughput(concurrency: usize) {
     }
     let deps = complete::Deps {
         db: std::sync::Arc::new(db.pool.clone().into()),
-        s3: s3.clone(),
+        s3: s3.clone().into(),
         settings: CompleteSettings {
             bucket: bucket.clone(),
             concurrency,

@@ -28,7 +28,7 @@ pub const DELETE_ROUTE: &str = "DELETE /v1/me";
 /// What the handler needs, built once per container.
 pub struct Deps {
     pub db: Database,
-    pub s3: aws_sdk_s3::Client,
+    pub s3: aws::Lazy<aws_sdk_s3::Client>,
     pub settings: MeSettings,
 }
 
@@ -36,10 +36,10 @@ impl Deps {
     pub async fn from_env() -> anyhow::Result<Self> {
         let env = Env::new(&ProcessEnv);
         let settings = MeSettings::from_env(&env)?;
-        let sdk = aws::sdk_config().await;
+        // The SDK clients are built on first use (shared::aws).
         Ok(Self {
-            db: Database::from_env(&env, Some(&aws::SecretCache::from_sdk(&sdk)))?,
-            s3: aws::s3_client(&sdk),
+            db: Database::from_env(&env, None)?,
+            s3: aws::Lazy::new(aws::s3_client),
             settings,
         })
     }

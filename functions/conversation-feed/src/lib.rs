@@ -16,7 +16,7 @@ pub mod store;
 
 use aws_lambda_events::apigw::{ApiGatewayV2httpRequest, ApiGatewayV2httpResponse};
 use encache_shared::ApiError;
-use encache_shared::aws::{SecretCache, sdk_config};
+use encache_shared::aws::SecretCache;
 use encache_shared::config::{Env, ProcessEnv};
 use encache_shared::db::Database;
 use encache_shared::http::{error_response, logged, request_id, respond};
@@ -44,8 +44,9 @@ impl Deps {
     pub async fn from_env() -> anyhow::Result<Self> {
         let env = Env::new(&ProcessEnv);
         let settings = Settings::from_env(&env)?;
-        // One SSM client and cache for both secrets, read on the first request.
-        let secrets = SecretCache::from_sdk(&sdk_config().await);
+        // One SSM client and cache for both secrets, read (and the client built) on the
+        // first request.
+        let secrets = SecretCache::lazy();
         Ok(Self {
             db: Database::from_env(&env, Some(&secrets))?,
             cursors: Cursors::from_env(&env, &secrets)?,

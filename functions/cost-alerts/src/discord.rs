@@ -58,25 +58,42 @@ impl DeliveryError {
     }
 }
 
-/// One HTTP client per container, and what Discord last told us about its rate limit.
+/// One HTTP client per container, built on the first post (not at init: building it
+/// loads the root store into rustls), and what Discord last told us about its rate limit.
 pub struct Discord {
-    http: reqwest::Client,
+    http: std::sync::OnceLock<reqwest::Client>,
     policy: RetryPolicy,
     /// Do not send before this instant (the bucket is empty until then).
     not_before: Mutex<Option<Instant>>,
 }
 
 impl Discord {
-    pub fn new(policy: RetryPolicy) -> anyhow::Result<Self> {
-        let http = encache_shared::tls::with_process_roots(reqwest::Client::builder())
-            .timeout(policy.request_timeout)
-            .user_agent("encache-cost-alerts (https://github.com/encache, 1)")
-            .build()?;
-        Ok(Self {
-            http,
+    pub fn new(policy: RetryPolicy) -> Self {
+        Self {
+            http: std::sync::OnceLock::new(),
             policy,
             not_before: Mutex::new(None),
-        })
+        }
+    }
+
+    /// The container's HTTPS client. Building it fails only if the TLS backend cannot
+    /// start: a retryable delivery failure, as an unreachable Discord is.
+    fn http(&self) -> Result<&reqwest::Client, DeliveryError> {
+        if let Some(http) = self.http.get() {
+            return Ok(http);
+        }
+        let http = encache_shared::tls::with_process_roots(reqwest::Client::builder())
+            .timeout(self.policy.request_timeout)
+            .user_agent("encache-cost-alerts (https://github.com/encache, 1)")
+            .build()
+            .map_err(|e| DeliveryError::Network {
+                cause: format!(
+                    "building the HTTPS client: {}",
+                    encache_shared::outbound::describe(e)
+                ),
+                attempts: 0,
+            })?;
+        Ok(self.http.get_or_init(|| http))
     }
 
     /// Posts `message`, waiting out 429s while `deadline` allows and backing off on 5xx.
@@ -87,11 +104,11 @@ impl Discord {
         deadline: Instant,
     ) -> Result<(), DeliveryError> {
         let mut failures = 0u32;
+        let http = self.http()?;
         loop {
             self.wait_for_bucket(deadline).await?;
             let left = self.time_left(deadline).ok_or(DeliveryError::OutOfTime)?;
-            let sent = self
-                .http
+            let sent = http
                 .post(webhook.expose().as_str())
                 .timeout(left.min(self.policy.request_timeout))
                 .json(message)

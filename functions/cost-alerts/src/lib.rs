@@ -33,7 +33,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use aws_lambda_events::eventbridge::EventBridgeEvent;
 use aws_lambda_events::sns::{SnsEvent, SnsRecord};
-use encache_shared::aws::{SecretCache, sdk_config};
+use encache_shared::aws::{Lazy, SecretCache};
 use encache_shared::config::{Env, ProcessEnv};
 use lambda_runtime::LambdaEvent;
 use serde_json::{Value, json};
@@ -58,7 +58,7 @@ const REMEMBERED: usize = 10_000;
 pub struct Deps {
     pub settings: Settings,
     secrets: SecretCache,
-    budgets: aws_sdk_budgets::Client,
+    budgets: Lazy<aws_sdk_budgets::Client>,
     discord: Discord,
     store: Store,
     delivered: Mutex<Delivered>,
@@ -87,27 +87,28 @@ impl Deps {
     /// The container's dependencies from the process environment and the AWS SDK config.
     pub async fn from_env() -> anyhow::Result<Self> {
         let settings = Settings::from_env(&Env::new(&ProcessEnv))?;
-        let sdk = sdk_config().await;
+        // The SDK clients and the webhook's HTTPS client are built on first use
+        // (shared::aws, discord::Discord).
         Self::new(
             settings,
-            SecretCache::from_sdk(&sdk),
-            budgets::client(&sdk),
-            aws_sdk_dynamodb::Client::new(&sdk),
+            SecretCache::lazy(),
+            Lazy::new(budgets::client),
+            Lazy::new(aws_sdk_dynamodb::Client::new),
         )
     }
 
     pub fn new(
         settings: Settings,
         secrets: SecretCache,
-        budgets: aws_sdk_budgets::Client,
-        dynamodb: aws_sdk_dynamodb::Client,
+        budgets: impl Into<Lazy<aws_sdk_budgets::Client>>,
+        dynamodb: impl Into<Lazy<aws_sdk_dynamodb::Client>>,
     ) -> anyhow::Result<Self> {
-        let discord = Discord::new(settings.retry)?;
+        let discord = Discord::new(settings.retry);
         let store = Store::new(dynamodb, settings.idempotency.clone());
         Ok(Self {
             settings,
             secrets,
-            budgets,
+            budgets: budgets.into(),
             discord,
             store,
             delivered: Mutex::new(Delivered::default()),

@@ -58,7 +58,7 @@ pub struct StoreError {
 /// The idempotency table, for one container.
 #[derive(Debug, Clone)]
 pub struct Store {
-    client: aws_sdk_dynamodb::Client,
+    client: encache_shared::aws::Lazy<aws_sdk_dynamodb::Client>,
     settings: IdempotencySettings,
 }
 
@@ -87,8 +87,14 @@ fn key(id: &str) -> AttributeValue {
 }
 
 impl Store {
-    pub fn new(client: aws_sdk_dynamodb::Client, settings: IdempotencySettings) -> Self {
-        Self { client, settings }
+    pub fn new(
+        client: impl Into<encache_shared::aws::Lazy<aws_sdk_dynamodb::Client>>,
+        settings: IdempotencySettings,
+    ) -> Self {
+        Self {
+            client: client.into(),
+            settings,
+        }
     }
 
     fn error(&self, action: &'static str, cause: impl std::fmt::Display) -> StoreError {

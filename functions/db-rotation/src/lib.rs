@@ -28,6 +28,7 @@ pub mod settings;
 pub mod store;
 
 use aws_lambda_events::eventbridge::EventBridgeEvent;
+use encache_shared::aws::Lazy;
 use encache_shared::config::{Env, ProcessEnv, Secret};
 use encache_shared::db::is_auth_failure;
 use encache_shared::error::diagnostic;
@@ -46,9 +47,9 @@ pub struct Deps {
 }
 
 impl Deps {
-    pub fn new(settings: RotationSettings, ssm: aws_sdk_ssm::Client) -> Self {
+    pub fn new(settings: RotationSettings, ssm: impl Into<Lazy<aws_sdk_ssm::Client>>) -> Self {
         Self {
-            parameters: Parameters::new(ssm, &settings),
+            parameters: Parameters::new(ssm.into(), &settings),
             settings,
         }
     }
@@ -56,8 +57,7 @@ impl Deps {
     pub async fn from_env() -> anyhow::Result<Self> {
         let env = Env::new(&ProcessEnv);
         let settings = RotationSettings::from_env(&env)?;
-        let sdk = encache_shared::aws::sdk_config().await;
-        Ok(Self::new(settings, aws_sdk_ssm::Client::new(&sdk)))
+        Ok(Self::new(settings, Lazy::new(aws_sdk_ssm::Client::new)))
     }
 }
 

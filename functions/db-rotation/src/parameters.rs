@@ -3,6 +3,7 @@
 //! alone, from its create step to its finish step). Errors name parameters, never values.
 
 use aws_sdk_ssm::types::ParameterType;
+use encache_shared::aws::Lazy;
 use encache_shared::config::Secret;
 
 use crate::error::RotationError;
@@ -15,7 +16,7 @@ pub struct Passwords {
 }
 
 pub struct Parameters {
-    client: aws_sdk_ssm::Client,
+    client: Lazy<aws_sdk_ssm::Client>,
     current: String,
     pending: String,
     key_id: Option<String>,
@@ -29,7 +30,7 @@ fn failed(what: &str, e: impl std::error::Error) -> RotationError {
 }
 
 impl Parameters {
-    pub fn new(client: aws_sdk_ssm::Client, settings: &RotationSettings) -> Self {
+    pub fn new(client: Lazy<aws_sdk_ssm::Client>, settings: &RotationSettings) -> Self {
         Self {
             client,
             current: settings.current_parameter.clone(),

@@ -16,6 +16,7 @@ use anyhow::Context;
 use aws_lambda_events::event::codedeploy::CodeDeployLifecycleEvent;
 use aws_sdk_codedeploy::types::LifecycleEventStatus;
 use aws_sdk_lambda::primitives::Blob;
+use encache_shared::aws::Lazy;
 use encache_shared::config::{Env, ProcessEnv};
 use lambda_runtime::{Error, LambdaEvent};
 use serde::Serialize;
@@ -31,8 +32,8 @@ pub struct Target {
 
 /// What the handler needs, built once per container.
 pub struct Deps {
-    pub lambda: aws_sdk_lambda::Client,
-    pub codedeploy: aws_sdk_codedeploy::Client,
+    pub lambda: Lazy<aws_sdk_lambda::Client>,
+    pub codedeploy: Lazy<aws_sdk_codedeploy::Client>,
     pub targets: Vec<Target>,
     /// Bound on one check (a cold start in the VPC plus the database probe fits well).
     pub check_timeout: Duration,
@@ -40,11 +41,10 @@ pub struct Deps {
 
 impl Deps {
     pub async fn from_env() -> anyhow::Result<Self> {
-        let sdk = encache_shared::aws::sdk_config().await;
         let env = Env::new(&ProcessEnv);
         Ok(Self {
-            lambda: aws_sdk_lambda::Client::new(&sdk),
-            codedeploy: aws_sdk_codedeploy::Client::new(&sdk),
+            lambda: Lazy::new(aws_sdk_lambda::Client::new),
+            codedeploy: Lazy::new(aws_sdk_codedeploy::Client::new),
             targets: targets(&env)?,
             check_timeout: env.millis("CHECK_TIMEOUT_MS", Duration::from_secs(20))?,
         })

@@ -14,7 +14,7 @@ pub mod store;
 
 use aws_lambda_events::apigw::{ApiGatewayV2httpRequest, ApiGatewayV2httpResponse};
 use encache_shared::ApiError;
-use encache_shared::aws::{SecretCache, s3_client, sdk_config};
+use encache_shared::aws::{Lazy, SecretCache, s3_client};
 use encache_shared::config::{Env, ProcessEnv};
 use encache_shared::db::Database;
 use encache_shared::http::{error_response, logged, request_id, respond};
@@ -30,7 +30,7 @@ pub const GET_ROUTE: &str = "GET /v1/memories/{id}";
 /// What the handler needs, built once per container.
 pub struct Deps {
     pub db: Database,
-    pub s3: aws_sdk_s3::Client,
+    pub s3: Lazy<aws_sdk_s3::Client>,
     pub cursors: Cursors,
     pub settings: Settings,
 }
@@ -39,12 +39,12 @@ impl Deps {
     pub async fn from_env() -> anyhow::Result<Self> {
         let env = Env::new(&ProcessEnv);
         let settings = Settings::from_env(&env)?;
-        let sdk = sdk_config().await;
-        // One SSM client and cache for both secrets, read on the first request.
-        let secrets = SecretCache::from_sdk(&sdk);
+        // One SSM client and cache for both secrets, read on the first request; the
+        // clients are built then too (shared::aws).
+        let secrets = SecretCache::lazy();
         Ok(Self {
             db: Database::from_env(&env, Some(&secrets))?,
-            s3: s3_client(&sdk),
+            s3: Lazy::new(s3_client),
             cursors: Cursors::from_env(&env, &secrets)?,
             settings,
         })

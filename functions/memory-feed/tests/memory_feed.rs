@@ -31,7 +31,7 @@ async fn deps(pool: PgPool) -> Deps {
     let sdk = sdk_config().await;
     Deps {
         db: pool.into(),
-        s3: s3_client(&sdk),
+        s3: s3_client(&sdk).into(),
         cursors: signer().into(),
         settings: Settings {
             bucket: BUCKET.into(),

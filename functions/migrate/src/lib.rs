@@ -70,8 +70,7 @@ impl Deps {
     pub async fn from_env() -> anyhow::Result<Self> {
         let env = Env::new(&ProcessEnv);
         // One SSM client and cache for both passwords.
-        let secrets =
-            encache_shared::aws::SecretCache::from_sdk(&encache_shared::aws::sdk_config().await);
+        let secrets = encache_shared::aws::SecretCache::lazy();
         // Read eagerly here: a deploy waits on this function anyway, and its handler
         // reports a setup failure as FAILED instead of letting init fail.
         let database = match db::Database::from_env(&env, Some(&secrets)) {

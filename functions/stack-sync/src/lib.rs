@@ -23,7 +23,7 @@ pub mod settings;
 pub mod store;
 pub mod sync;
 
-use encache_shared::aws;
+use encache_shared::aws::Lazy;
 use encache_shared::config::{Env, ProcessEnv};
 use encache_shared::error::EventFailure;
 use lambda_runtime::LambdaEvent;
@@ -43,19 +43,22 @@ pub use sync::{Mode, Report, Status, sync_stack};
 #[derive(Debug, Clone)]
 pub struct Deps {
     pub settings: Settings,
-    pub clients: Clients,
+    pub clients: Lazy<Clients>,
 }
 
 impl Deps {
     /// The container's dependencies from the process environment and the AWS SDK config.
     pub async fn from_env() -> anyhow::Result<Self> {
         let settings = Settings::from_env(&Env::new(&ProcessEnv))?;
-        let clients = Clients::from_sdk(&aws::sdk_config().await);
-        Ok(Self::new(settings, clients))
+        // Built on the first event that needs them (shared::aws).
+        Ok(Self::new(settings, Lazy::new(Clients::from_sdk)))
     }
 
-    pub fn new(settings: Settings, clients: Clients) -> Self {
-        Self { settings, clients }
+    pub fn new(settings: Settings, clients: impl Into<Lazy<Clients>>) -> Self {
+        Self {
+            settings,
+            clients: clients.into(),
+        }
     }
 }
 

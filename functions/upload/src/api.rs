@@ -24,7 +24,7 @@ use crate::store::{self, NewMemory};
 /// What the API needs, built once per container.
 pub struct Deps {
     pub db: Database,
-    pub s3: aws_sdk_s3::Client,
+    pub s3: aws::Lazy<aws_sdk_s3::Client>,
     pub settings: ApiSettings,
 }
 
@@ -32,10 +32,10 @@ impl Deps {
     pub async fn from_env() -> anyhow::Result<Self> {
         let env = Env::new(&ProcessEnv);
         let settings = ApiSettings::from_env(&env)?;
-        let sdk = aws::sdk_config().await;
+        // The SDK clients are built on first use (shared::aws).
         Ok(Self {
-            db: Database::from_env(&env, Some(&aws::SecretCache::from_sdk(&sdk)))?,
-            s3: aws::s3_client(&sdk),
+            db: Database::from_env(&env, None)?,
+            s3: aws::Lazy::new(aws::s3_client),
             settings,
         })
     }

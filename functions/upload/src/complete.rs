@@ -40,7 +40,7 @@ use crate::store::{self, StoredMemory, Verdict};
 pub struct Deps {
     /// Shared with each record's task.
     pub db: Arc<Database>,
-    pub s3: aws_sdk_s3::Client,
+    pub s3: aws::Lazy<aws_sdk_s3::Client>,
     pub settings: CompleteSettings,
 }
 
@@ -48,13 +48,10 @@ impl Deps {
     pub async fn from_env() -> anyhow::Result<Self> {
         let env = Env::new(&ProcessEnv);
         let settings = CompleteSettings::from_env(&env)?;
-        let sdk = aws::sdk_config().await;
+        // The SDK clients are built on first use (shared::aws).
         Ok(Self {
-            db: Arc::new(Database::from_env(
-                &env,
-                Some(&aws::SecretCache::from_sdk(&sdk)),
-            )?),
-            s3: aws::s3_client(&sdk),
+            db: Arc::new(Database::from_env(&env, None)?),
+            s3: aws::Lazy::new(aws::s3_client),
             settings,
         })
     }

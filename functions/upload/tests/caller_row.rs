@@ -26,7 +26,7 @@ async fn upload(pool: &PgPool, email: &str) -> (i64, Value) {
     let sdk = encache_shared::aws::sdk_config().await;
     let deps = api::Deps {
         db: pool.clone().into(),
-        s3: encache_shared::aws::s3_client(&sdk),
+        s3: encache_shared::aws::s3_client(&sdk).into(),
         settings: ApiSettings {
             bucket: "encache-test-uploads".into(),
             allowed_content_types: vec!["text/plain".into()],

@@ -56,7 +56,7 @@ impl World {
     fn api_deps(&self, pool: &PgPool, settings: ApiSettings) -> api::Deps {
         api::Deps {
             db: pool.clone().into(),
-            s3: self.s3.clone(),
+            s3: self.s3.clone().into(),
             settings,
         }
     }
@@ -65,7 +65,7 @@ impl World {
     fn complete_deps(&self, pool: &PgPool) -> complete::Deps {
         complete::Deps {
             db: std::sync::Arc::new(pool.clone().into()),
-            s3: self.s3.clone(),
+            s3: self.s3.clone().into(),
             settings: self.complete_settings(),
         }
     }

@@ -46,7 +46,7 @@ pub async fn me_deps(pool: &PgPool, bucket: &str, db_timeout: Duration) -> Deps 
     let sdk = encache_shared::aws::sdk_config().await;
     Deps {
         db: pool.clone().into(),
-        s3: encache_shared::aws::s3_client(&sdk),
+        s3: encache_shared::aws::s3_client(&sdk).into(),
         settings: MeSettings {
             db_timeout,
             bucket: bucket.to_owned(),
