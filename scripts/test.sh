@@ -70,8 +70,9 @@ eval "$services_env"
 
 step fmt cargo fmt --all -- --check
 # SQLX_OFFLINE=true: the lint build also proves the workspace builds with no database.
-# Every crate lists only the dependencies it uses; one HTTP/TLS stack, no SSO clients.
-step machete cargo machete
+# Every crate lists only the dependencies it uses (ours: vendor/ holds a patched crates.io
+# crate as published); one HTTP/TLS stack, no SSO clients.
+step machete cargo machete shared functions testkit local
 step deps scripts/check-deps.sh
 # Every function, queue and the API has its alarms (scripts/operations.py --check).
 step operations "$ENCACHE_VENV/bin/python" scripts/operations.py --check
