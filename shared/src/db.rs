@@ -267,16 +267,18 @@ impl Database {
     /// so [`is_unavailable`] holds and callers answer 503 / retry as for a refused
     /// connection. The error names the parameter, never a value.
     ///
-    /// A password rotation is survived: when the pool holds no connection (cold, or idle
-    /// ones reaped), the next query would open one with the password read earlier, so this
-    /// opens it here first; if the server refuses the password (`28P01`), the current and
+    /// When the pool holds no connection (cold, or idle ones reaped) this opens one, for
+    /// every database (a `DATABASE_URL` one too): a caller that reads something else on its
+    /// first request (a feed's cursor key) connects side by side with that read, not after
+    /// it. A password rotation is survived: the next query would open the connection with
+    /// the password read earlier, so this opens it here first; if the server refuses the password (`28P01`), the current and
     /// the pending password (`DB_PASSWORD_PENDING_PARAMETER`, while a rotation runs) are
     /// read from SSM in one call, and each one other than the refused one is tried once:
     /// at every moment of a rotation the database accepts one of the two. The connection
     /// goes back to the pool, and the caller's query uses it.
     pub async fn pool(&self) -> Result<&PgPool, sqlx::Error> {
         if let Some(pool) = self.pool.get()
-            && (self.deferred.is_none() || pool.size() > 0)
+            && pool.size() > 0
         {
             return Ok(pool);
         }
@@ -303,9 +305,6 @@ impl Database {
                 Ok::<_, sqlx::Error>(lazy_pool_with(d.options(password), d.limits))
             })
             .await?;
-        let Some(d) = &self.deferred else {
-            return Ok(pool);
-        };
         if pool.size() > 0 {
             return Ok(pool);
         }
@@ -318,6 +317,9 @@ impl Database {
             }
             Err(e) if is_auth_failure(&e) => e,
             Err(e) => return Err(e),
+        };
+        let Some(d) = &self.deferred else {
+            return Err(refused);
         };
         tracing::warn!(
             parameter = %d.password_parameter,

@@ -187,21 +187,25 @@ impl Cursors {
 
 #[cfg(feature = "db")]
 impl Cursors {
-    /// A feed's first request: the cursor key and the database password (both may be SSM
-    /// reads) side by side, one round trip of latency instead of two, bounded by `limit` so
+    /// A feed's first request: the cursor key and the database (its password, both may be
+    /// SSM reads, and its first connection: [`Database::pool`](crate::db::Database::pool))
+    /// side by side, one round trip of latency instead of two, bounded by `limit` so
     /// a hung SSM call is a 503, not a function timeout. Cached after that.
     pub async fn ready_with(
         &self,
         db: &crate::db::Database,
         limit: std::time::Duration,
     ) -> Result<&CursorSigner, ApiError> {
+        // The database first: its connection is under way (or its password read is, which
+        // builds the SSM client) before the key's read starts.
         let both = async {
-            tokio::try_join!(self.signer(), async {
-                db.pool().await.map_err(ApiError::from)
-            })
+            tokio::try_join!(
+                async { db.pool().await.map_err(ApiError::from) },
+                self.signer()
+            )
         };
         match tokio::time::timeout(limit, both).await {
-            Ok(result) => Ok(result?.0),
+            Ok(result) => Ok(result?.1),
             Err(_) => Err(ApiError::Unavailable(
                 "the feed's secrets did not load in time".into(),
             )),
