@@ -19,9 +19,10 @@ use tokio::sync::Mutex;
 use crate::config::Secret;
 
 /// The process's one HTTPS client for the SDK: hyper 1 and rustls on aws-lc, as
-/// aws-config builds by default, trusting the process's one root store (crate::tls).
+/// aws-config builds by default, trusting the roots `crate::tls::sdk_tls_context` picks
+/// (in Lambda Amazon Trust Services' alone; a tool, the system bundle).
 ///
-/// Its connector is built, and the root store read, when the first request needs one.
+/// Its connector is built, and its roots read, when the first request needs one.
 /// The SDK also asks the client for a connector while it builds every service client,
 /// only "so that native certs load at client initialization time", and drops it: that
 /// call (the one without settings) gets a plain connector, so a function does not parse

@@ -9,6 +9,12 @@
 //! panics on one that is not), and both clients get the same certificates.
 //! `SSL_CERT_FILE` overrides the path, as for OpenSSL. Without a bundle (not the case on
 //! Lambda's `provided.al2023`) the clients fall back to loading native roots themselves.
+//!
+//! A function's AWS SDK calls need less: every AWS service endpoint's certificate is issued
+//! by Amazon Trust Services, so in Lambda the SDK trusts those five roots alone, embedded
+//! ([`AMAZON_ROOTS`]), and the bundle is never read for it (reading and checking its ~140
+//! certificates, twice, was about 1.4 ms of the first AWS call: docs/benchmarks.md). See
+//! [`sdk_trust`] for when the bundle is used instead.
 
 use std::path::PathBuf;
 use std::sync::LazyLock;
@@ -93,13 +99,48 @@ pub fn roots() -> Option<&'static Roots> {
     ROOTS.as_ref()
 }
 
-/// The SDK's TLS settings: the process roots, its own native-roots loading off.
+/// The root CAs of Amazon Trust Services (Amazon Root CA 1-4 and the Starfield Services
+/// G2 root that cross-signs them), which issue every AWS service endpoint's certificate.
+pub static AMAZON_ROOTS: &[u8] = include_bytes!("../certs/amazon-trust-services.pem");
+
+/// Which roots the SDK's calls trust.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SdkTrust {
+    /// [`AMAZON_ROOTS`] alone: a function in Lambda, or one whose endpoint override is
+    /// plain HTTP (the local stack: no certificate at all, and the same code path as Lambda).
+    Amazon,
+    /// The process's bundle: `SSL_CERT_FILE` names one (an operator's choice, honoured
+    /// everywhere), an HTTPS endpoint override (an emulator or proxy with its own CA), or a
+    /// tool run by an engineer (a corporate proxy's CA may be in the system bundle).
+    Process,
+}
+
+/// The trust for this process's environment (see [`SdkTrust`]); `var` reads a variable.
+pub fn sdk_trust(var: impl Fn(&str) -> Option<String>) -> SdkTrust {
+    let set = |k: &str| var(k).filter(|v| !v.trim().is_empty());
+    if set("SSL_CERT_FILE").is_some() {
+        return SdkTrust::Process;
+    }
+    match set("AWS_ENDPOINT_URL") {
+        Some(url) if url.trim_start().to_ascii_lowercase().starts_with("http://") => {
+            SdkTrust::Amazon
+        }
+        Some(_) => SdkTrust::Process,
+        None if set("AWS_LAMBDA_FUNCTION_NAME").is_some() => SdkTrust::Amazon,
+        None => SdkTrust::Process,
+    }
+}
+
+/// The SDK's TLS settings: the roots [`sdk_trust`] picks, its own native-roots loading off.
 pub fn sdk_tls_context() -> TlsContext {
-    let store = match roots() {
-        Some(r) => TrustStore::empty()
+    let store = match (sdk_trust(|k| std::env::var(k).ok()), roots()) {
+        (SdkTrust::Amazon, _) => TrustStore::empty()
+            .with_native_roots(false)
+            .with_pem_certificate(AMAZON_ROOTS),
+        (SdkTrust::Process, Some(r)) => TrustStore::empty()
             .with_native_roots(false)
             .with_pem_certificate(r.pem.clone()),
-        None => TrustStore::default(),
+        (SdkTrust::Process, None) => TrustStore::default(),
     };
     TlsContext::builder()
         .with_trust_store(store)
@@ -133,6 +174,47 @@ mod tests {
             .unwrap();
         assert_eq!(again, r.certs);
         let _ = sdk_tls_context();
+    }
+
+    #[test]
+    fn the_amazon_roots_are_five_trust_anchors_valid_for_years() {
+        let r = parse(AMAZON_ROOTS).expect("the embedded roots parse");
+        assert_eq!(r.certs.len(), 5, "every embedded certificate is a trust anchor");
+        // Each block says when it expires; the earliest is Starfield's G2 (2037).
+        let years: Vec<u32> = std::str::from_utf8(AMAZON_ROOTS)
+            .unwrap()
+            .lines()
+            .filter_map(|l| l.split(" GMT").next()?.rsplit(' ').next()?.parse().ok())
+            .collect();
+        assert_eq!(years.len(), 5, "{years:?}");
+        assert!(years.iter().all(|y| *y >= 2037), "{years:?}");
+    }
+
+    #[test]
+    fn lambda_and_plain_http_endpoints_trust_amazon_roots_anything_else_the_bundle() {
+        let trust = |vars: &[(&str, &str)]| {
+            let vars: Vec<(String, String)> = vars
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect();
+            sdk_trust(move |k| vars.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone()))
+        };
+        let lambda = ("AWS_LAMBDA_FUNCTION_NAME", "encache-dev-health");
+        assert_eq!(trust(&[lambda]), SdkTrust::Amazon);
+        assert_eq!(
+            trust(&[lambda, ("AWS_ENDPOINT_URL", "http://127.0.0.1:4566")]),
+            SdkTrust::Amazon
+        );
+        assert_eq!(
+            trust(&[lambda, ("AWS_ENDPOINT_URL", "https://emulator.internal")]),
+            SdkTrust::Process
+        );
+        assert_eq!(
+            trust(&[lambda, ("SSL_CERT_FILE", "/etc/ssl/mine.pem")]),
+            SdkTrust::Process
+        );
+        assert_eq!(trust(&[]), SdkTrust::Process, "a tool an engineer runs");
+        assert_eq!(trust(&[lambda, ("SSL_CERT_FILE", " ")]), SdkTrust::Amazon);
     }
 
     #[test]
