@@ -133,14 +133,18 @@ pub fn sdk_trust(var: impl Fn(&str) -> Option<String>) -> SdkTrust {
 
 /// The SDK's TLS settings: the roots [`sdk_trust`] picks, its own native-roots loading off.
 pub fn sdk_tls_context() -> TlsContext {
-    let store = match (sdk_trust(|k| std::env::var(k).ok()), roots()) {
-        (SdkTrust::Amazon, _) => TrustStore::empty()
+    // `roots()` only on the Process arm: it reads and checks the bundle on first use,
+    // which is what the Amazon arm is there to skip.
+    let store = match sdk_trust(|k| std::env::var(k).ok()) {
+        SdkTrust::Amazon => TrustStore::empty()
             .with_native_roots(false)
             .with_pem_certificate(AMAZON_ROOTS),
-        (SdkTrust::Process, Some(r)) => TrustStore::empty()
-            .with_native_roots(false)
-            .with_pem_certificate(r.pem.clone()),
-        (SdkTrust::Process, None) => TrustStore::default(),
+        SdkTrust::Process => match roots() {
+            Some(r) => TrustStore::empty()
+                .with_native_roots(false)
+                .with_pem_certificate(r.pem.clone()),
+            None => TrustStore::default(),
+        },
     };
     TlsContext::builder()
         .with_trust_store(store)
@@ -179,7 +183,11 @@ mod tests {
     #[test]
     fn the_amazon_roots_are_five_trust_anchors_valid_for_years() {
         let r = parse(AMAZON_ROOTS).expect("the embedded roots parse");
-        assert_eq!(r.certs.len(), 5, "every embedded certificate is a trust anchor");
+        assert_eq!(
+            r.certs.len(),
+            5,
+            "every embedded certificate is a trust anchor"
+        );
         // Each block says when it expires; the earliest is Starfield's G2 (2037).
         let years: Vec<u32> = std::str::from_utf8(AMAZON_ROOTS)
             .unwrap()
